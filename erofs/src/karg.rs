@@ -1,0 +1,1 @@
+//! Kernel command-line arguments naming composefs images.

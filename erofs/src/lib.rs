@@ -1,0 +1,28 @@
+//! `cfs_erofs`: the composefs image format.
+//!
+//! composefs stores a filesystem tree as a small EROFS metadata image whose regular files point
+//! at fs-verity-named objects outside it. This crate holds, floor by floor:
+//!
+//! - ground: [`tree`] (the one in-memory model), [`format`] (on-disk structures), [`fsverity`];
+//! - middle: inputs that build a tree ([`dumpfile`], [`scan`], [`oci`]), the layout engine
+//!   [`write`] (V1 = C mkcomposefs 1.0.8, V2 = composefs-rs legacy), the reader [`read`], and
+//!   kernel command-line arguments [`karg`];
+//! - top: the `mkcfs-rs` binary, thin over this library.
+//!
+//! Arrows point down only: the tree imports no input or writer, the reader imports no writer.
+
+pub mod dumpfile;
+pub mod format;
+pub mod fsverity;
+pub mod karg;
+pub mod oci;
+pub mod read;
+pub mod scan;
+pub mod tree;
+pub mod write;
+mod xxh32;
+
+pub use tree::{
+    Digest, DirEntry, FileData, FileType, HashAlgorithm, Inode, InodeId, InodeKind, Mtime, Tree,
+    Xattr,
+};

@@ -1,0 +1,1 @@
+//! Tar layers and OCI image layouts into a tree; the bootable transform.

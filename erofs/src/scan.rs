@@ -1,0 +1,1 @@
+//! Building a tree from a directory on disk, as C mkcomposefs does.
