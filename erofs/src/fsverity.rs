@@ -161,6 +161,11 @@ impl FsVerityHasher {
             self.block[self.block_len..].fill(0);
             let h = hash(self.alg, &self.block);
             self.block_len = 0;
+            if self.levels.is_empty() {
+                // Input shorter than one block (the common small file): its hash is the root,
+                // no need to allocate a level for it.
+                return h;
+            }
             self.push_hash(0, &h);
         }
         let hlen = self.alg.digest_len();
