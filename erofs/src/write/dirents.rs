@@ -165,7 +165,13 @@ mod tests {
 
     #[test]
     fn dots_sort_among_entries() {
-        let es = [entry(b"+a"), entry(b"-"), entry(b".-"), entry(b"..."), entry(b"a")];
+        let es = [
+            entry(b"+a"),
+            entry(b"-"),
+            entry(b".-"),
+            entry(b"..."),
+            entry(b"a"),
+        ];
         assert_eq!(
             names(DirIter::new(&es, None)),
             [&b"+a"[..], b"-", b".", b".-", b"..", b"...", b"a"]

@@ -9,10 +9,9 @@ use std::io::{self, BufWriter, Write};
 use zerocopy::IntoBytes;
 
 use crate::format::{
-    file_type, ComposefsHeader, CompactInode, DataLayout, Dirent, ExtendedInode, Superblock,
+    file_type, CompactInode, ComposefsHeader, DataLayout, Dirent, ExtendedInode, Superblock,
     XattrHeader, BLOCK_BITS, BLOCK_SIZE, COMPOSEFS_FEATURE_COMPAT, COMPOSEFS_HEADER_VERSION,
-    COMPOSEFS_MAGIC, DIRENT_SIZE, EROFS_MAGIC, SLOT_SIZE, SUPERBLOCK_OFFSET,
-    XATTR_HEADER_SIZE,
+    COMPOSEFS_MAGIC, DIRENT_SIZE, EROFS_MAGIC, SLOT_SIZE, SUPERBLOCK_OFFSET, XATTR_HEADER_SIZE,
 };
 use crate::tree::{Directory, FileType};
 
@@ -154,9 +153,8 @@ fn write_inode<W: Write>(plan: &Plan<'_>, o: &mut Out<W>, i: usize) -> Result<()
     } else {
         (x - XATTR_HEADER_SIZE) / 4 + 1
     };
-    let icount = u16::try_from(icount).map_err(|_| WriteError::TooManyXattrs {
-        path: plan.path(i),
-    })?;
+    let icount =
+        u16::try_from(icount).map_err(|_| WriteError::TooManyXattrs { path: plan.path(i) })?;
 
     let block_addr = || (plan.data_start / BLOCK_SIZE) as u32 + node.first_block;
     let mut layout = if node.tail > 0 {

@@ -14,8 +14,7 @@
 #![forbid(unsafe_code)]
 
 use crate::format::{
-    round_up, BLOCK_SIZE, INODES_START, MAX_SHARED_XATTRS_PER_INODE, SLOT_SIZE,
-    XATTR_HEADER_SIZE,
+    round_up, BLOCK_SIZE, INODES_START, MAX_SHARED_XATTRS_PER_INODE, SLOT_SIZE, XATTR_HEADER_SIZE,
 };
 use crate::tree::{
     display_bytes, Directory, FileData, FileType, InodeId, InodeKind, Mtime, Tree, Xattr,
@@ -24,8 +23,8 @@ use crate::tree::{
 use super::dirents::{dir_size, DirIter, Entry};
 use super::policy::{Family, Order, Placement, Policy, SharedKey};
 use super::xattrs::{
-    escaped_name, Fixed, PairTable, Resolver, XRef, ACL_ACCESS, ACL_DEFAULT, METACOPY,
-    NOT_SHARED, REDIRECT, SELINUX,
+    escaped_name, Fixed, PairTable, Resolver, XRef, ACL_ACCESS, ACL_DEFAULT, METACOPY, NOT_SHARED,
+    REDIRECT, SELINUX,
 };
 use super::WriteError;
 
@@ -703,7 +702,7 @@ impl<'t> Plan<'t> {
                 let top = stack.last_mut().expect("parent frame");
                 if !top.3 {
                     top.3 = true;
-                    let adds = self.parent_adds(dir == InodeId::ROOT, false);
+                    let adds = self.parent_adds(true, false);
                     if let Err(k) = check_budget(&tree.inode(dir).xattrs, &adds) {
                         return Err(budget_error(&path[..plen], adds[k].0));
                     }
@@ -784,7 +783,10 @@ impl<'t> Plan<'t> {
                         size: inode.size,
                     });
                 }
-                adds[0] = (METACOPY, digest.as_ref().map_or(0, |d| 4 + d.as_bytes().len()));
+                adds[0] = (
+                    METACOPY,
+                    digest.as_ref().map_or(0, |d| 4 + d.as_bytes().len()),
+                );
                 n_adds = 1;
                 if let Some(p) = payload.as_ref().filter(|p| !p.is_empty()) {
                     adds[1] = (REDIRECT, 1 + p.len());
@@ -834,23 +836,13 @@ fn is_whiteout(kind: &InodeKind) -> bool {
 }
 
 /// Replays C's per-inode xattr size accounting (`lcfs_node_set_xattr_internal`) over the
-/// writer's additions to an inode whose user xattrs are `user`. The running size counts user
-/// names *before* escaping (C renames in place without updating it) and replacing an xattr
-/// subtracts with the new name, quirks included. Returns the index of the first addition
-/// that C would refuse.
+/// writer's additions to an inode whose user xattrs are `user`. C writes a deep clone of the
+/// tree, and the clone starts every inode's running size at 0 whatever xattrs it copied; the
+/// size is unsigned, so replacing an existing xattr can wrap it below zero, and the next check
+/// then fails. Returns the index of the first addition that C would refuse.
 fn check_budget(user: &[Xattr], adds: &[(&[u8], usize)]) -> Result<(), usize> {
-    if adds.is_empty() {
-        return Ok(());
-    }
     let mut n = user.len() as i64;
-    let mut size: i64 = if user.is_empty() {
-        0
-    } else {
-        12 + user
-            .iter()
-            .map(|x| 7 + x.name.len() as i64 + x.value.len() as i64)
-            .sum::<i64>()
-    };
+    let mut size: i64 = 0;
     for (k, &(name, vlen)) in adds.iter().enumerate() {
         let existing = adds[..k]
             .iter()
@@ -874,7 +866,8 @@ fn check_budget(user: &[Xattr], adds: &[(&[u8], usize)]) -> Result<(), usize> {
         if n == 0 {
             entry += 12;
         }
-        if size + entry > XATTR_BUDGET {
+        // A negative sum is a wrapped, huge size_t in C.
+        if size + entry < 0 || size + entry > XATTR_BUDGET {
             return Err(k);
         }
         size += entry;
@@ -1046,15 +1039,28 @@ mod tests {
     #[test]
     fn budget_replay_matches_c() {
         let x = |n: &[u8], v: usize| Xattr::new(n, vec![b'v'; v]);
-        // A lone `user.a` can carry 32742 bytes; the writer's additions then still need room.
+        // C's writer works on a clone whose running size starts at 0: user xattrs do not count.
         let user = [x(b"user.a", 32742)];
-        assert_eq!(check_budget(&user, &[]), Ok(()));
-        assert_eq!(check_budget(&user, &[(METACOPY, 0)]), Err(0));
-        let user = [x(b"user.a", 32000)];
-        assert_eq!(check_budget(&user, &[(METACOPY, 36), (REDIRECT, 70)]), Ok(()));
-        // Replacing an escaped user xattr subtracts with the longer name.
-        let user = [x(b"user.a", 10), x(b"trusted.overlay.whiteout", 32690)];
-        let adds = [(Fixed::EscapedWhiteout.name(), 0), (Fixed::UserWhiteout.name(), 0)];
-        assert_eq!(check_budget(&user, &adds), Ok(()));
+        assert_eq!(
+            check_budget(&user, &[(METACOPY, 36), (REDIRECT, 70)]),
+            Ok(())
+        );
+        // Replacing a non-empty user xattr while others remain wraps the size below zero.
+        let wo = [
+            (Fixed::EscapedWhiteout.name(), 0),
+            (Fixed::UserWhiteout.name(), 0),
+        ];
+        let user = [x(b"user.a", 1), x(b"trusted.overlay.whiteout", 1)];
+        assert_eq!(check_budget(&user, &wo), Err(0));
+        // An empty one replaces cleanly, and so does a lone one (the size restarts at 0).
+        let user = [x(b"user.a", 1), x(b"trusted.overlay.whiteout", 0)];
+        assert_eq!(check_budget(&user, &wo), Ok(()));
+        let user = [x(b"trusted.overlay.whiteout", 100)];
+        assert_eq!(check_budget(&user, &wo), Ok(()));
+        // The second addition can pay for a replacement with the first one's size.
+        let user = [x(b"user.a", 1), x(b"user.overlay.whiteout", 39)];
+        assert_eq!(check_budget(&user, &wo), Ok(()));
+        let user = [x(b"user.a", 1), x(b"user.overlay.whiteout", 40)];
+        assert_eq!(check_budget(&user, &wo), Err(1));
     }
 }

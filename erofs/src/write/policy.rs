@@ -254,7 +254,11 @@ mod tests {
     fn v1_shared_table_is_descending() {
         // §5.4: user.x=aa, user.x=c, user.x=b in that order.
         let p = v1();
-        let mut ks = [key(b"user.x", b"b"), key(b"user.x", b"aa"), key(b"user.x", b"c")];
+        let mut ks = [
+            key(b"user.x", b"b"),
+            key(b"user.x", b"aa"),
+            key(b"user.x", b"c"),
+        ];
         ks.sort_by(|a, b| p.shared_cmp(a, b));
         let vals: Vec<_> = ks.iter().map(|k| k.value.tail).collect();
         assert_eq!(vals, [&b"aa"[..], b"c", b"b"]);
@@ -270,7 +274,13 @@ mod tests {
         let names: Vec<_> = ks.iter().map(|k| k.name.tail).collect();
         assert_eq!(
             names,
-            [&b"user.b"[..], b"user.a2", b"user.a", b"trusted.t", b"security.selinux"]
+            [
+                &b"user.b"[..],
+                b"user.a2",
+                b"user.a",
+                b"trusted.t",
+                b"security.selinux"
+            ]
         );
     }
 
