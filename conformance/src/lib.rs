@@ -4,3 +4,4 @@
 pub mod kernel;
 pub mod oracle;
 pub mod walk;
+pub mod strategy;
