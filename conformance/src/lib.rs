@@ -3,5 +3,5 @@
 
 pub mod kernel;
 pub mod oracle;
-pub mod walk;
 pub mod strategy;
+pub mod walk;
