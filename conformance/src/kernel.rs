@@ -79,10 +79,18 @@ pub fn mount_and_walk(
 const OVERLAY: &[u8] = b"trusted.overlay.";
 const OVERLAY_ESCAPED: &[u8] = b"trusted.overlay.overlay.";
 
+/// Namespaces the kernel lists as stored. EROFS lists no xattr outside a namespace it has a
+/// handler for (`lustre.*`, bare names), and the walker leaves out `system.*`.
+const LISTED: [&[u8]; 3] = [b"user.", b"trusted.", b"security."];
+
 fn escape_xattrs(inode: &Inode) -> Vec<(Vec<u8>, Vec<u8>)> {
     inode
         .xattrs
         .iter()
+        .filter(|x| {
+            LISTED.iter().any(|p| x.name.starts_with(p))
+                && !crate::walk::kernel_interpreted(&x.name)
+        })
         .map(|x| {
             let name = match x.name.strip_prefix(OVERLAY) {
                 Some(rest) => [OVERLAY_ESCAPED, rest].concat(),
@@ -244,6 +252,15 @@ fn entry_for(tree: &Tree, inode: &Inode, path: &[u8], layout: Layout, refs: u32)
         size = Some(0);
         set(&mut xattrs, b"trusted.overlay.overlay.whiteout", b"");
         set(&mut xattrs, b"user.overlay.whiteout", b"");
+        use sha2::Digest as _;
+        content = Some(sha2::Sha256::digest(b"").into());
+    }
+    if kind != 'f' && kind != 'd' {
+        for (name, value) in &mut xattrs {
+            if name.starts_with(b"user.") {
+                *value = crate::walk::UNREADABLE.to_vec();
+            }
+        }
     }
     let nlink = match &inode.kind {
         InodeKind::Directory(d) => {

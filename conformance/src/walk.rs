@@ -5,7 +5,7 @@
 //! `PATH TYPE PERM UID GID SIZE MTIME NLINK RDEV TARGET CONTENT XATTRS`, where byte strings are
 //! hex (`-` when empty), CONTENT is the sha256 of a regular file's bytes (or `-` when not read),
 //! and XATTRS is `name=value,…` in hex, sorted by name. Directory sizes are `-`: they depend on
-//! the layout, not on the tree.
+//! the layout, not on the tree. `system.*` xattrs are left out (see [`read_xattrs`]).
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -95,6 +95,16 @@ fn walk_into(
     read_content: &dyn Fn(&Entry) -> bool,
     out: &mut Vec<Entry>,
 ) -> io::Result<()> {
+    walk_one(path, rel, read_content, out)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+fn walk_one(
+    path: &Path,
+    rel: Vec<u8>,
+    read_content: &dyn Fn(&Entry) -> bool,
+    out: &mut Vec<Entry>,
+) -> io::Result<()> {
     let meta = fs::symlink_metadata(path)?;
     let ft = meta.file_type();
     let kind = if ft.is_dir() {
@@ -129,10 +139,11 @@ fn walk_into(
         rdev: meta.rdev() as u32,
         target,
         content: None,
-        xattrs: read_xattrs(path)?,
+        xattrs: read_xattrs(path).map_err(|e| io::Error::new(e.kind(), format!("xattrs: {e}")))?,
     };
     if ft.is_file() && read_content(&entry) {
-        entry.content = Some(Sha256::digest(fs::read(path)?).into());
+        let data = fs::read(path).map_err(|e| io::Error::new(e.kind(), format!("read: {e}")))?;
+        entry.content = Some(Sha256::digest(data).into());
     }
     out.push(entry);
     if ft.is_dir() {
@@ -141,6 +152,13 @@ fn walk_into(
             .collect::<Result<_, _>>()?;
         names.sort();
         for name in names {
+            let child_path = path.join(OsStr::from_bytes(&name));
+            // overlayfs lists the whiteouts of a lower directory it does not merge, but they
+            // cannot be looked up: such a name is not part of the mounted tree.
+            if fs::symlink_metadata(&child_path).is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+            {
+                continue;
+            }
             let mut child = rel.clone();
             if child.len() > 1 {
                 child.push(b'/');
@@ -157,6 +175,20 @@ fn walk_into(
     Ok(())
 }
 
+/// Xattrs whose values the kernel interprets rather than returns as stored: `system.*` (POSIX
+/// ACLs are parsed and re-encoded, other names have no handler) and `security.capability`
+/// (converted between capability formats, `EINVAL` when malformed). Listings leave them out.
+/// A bare namespace (`user.`, `trusted.`, `security.`) with no suffix is listed but cannot be
+/// read (`EINVAL`), so it is left out too.
+pub fn kernel_interpreted(name: &[u8]) -> bool {
+    name.starts_with(b"system.")
+        || name == b"security.capability"
+        || [&b"user."[..], b"trusted.", b"security."].contains(&name)
+}
+
+/// Stands for the value of a listed xattr the kernel refuses to read (`ENODATA`).
+pub const UNREADABLE: &[u8] = b"<unreadable>";
+
 fn read_xattrs(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut names = vec![0u8; 65536];
     let n = match rustix::fs::llistxattr(path, &mut names[..]) {
@@ -166,10 +198,18 @@ fn read_xattrs(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     };
     let mut out = Vec::new();
     let mut value = vec![0u8; 65536];
-    for name in names[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+    for name in names[..n]
+        .split(|&b| b == 0)
+        .filter(|n| !n.is_empty() && !kernel_interpreted(n))
+    {
         let c = std::ffi::CString::new(name).map_err(io::Error::other)?;
-        let len = rustix::fs::lgetxattr(path, c.as_c_str(), &mut value[..])?;
-        out.push((name.to_vec(), value[..len].to_vec()));
+        match rustix::fs::lgetxattr(path, c.as_c_str(), &mut value[..]) {
+            Ok(len) => out.push((name.to_vec(), value[..len].to_vec())),
+            // The VFS lists `user.*` names of symlinks, devices, FIFOs and sockets but refuses
+            // to read them; any other refusal is recorded too, so that it shows in a diff.
+            Err(rustix::io::Errno::NODATA) => out.push((name.to_vec(), UNREADABLE.to_vec())),
+            Err(e) => out.push((name.to_vec(), format!("<error {e}>").into_bytes())),
+        }
     }
     out.sort();
     Ok(out)
