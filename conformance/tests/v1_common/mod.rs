@@ -254,6 +254,8 @@ pub enum Op {
         name: Vec<u8>,
         target: usize,
     },
+    /// Two files sharing `count` xattrs, so one inode references more than 128 shared ones.
+    ManyXattrs { parent: usize, count: usize },
     /// A directory with many entries of one name length, to span several blocks.
     BigDir {
         parent: usize,
@@ -441,6 +443,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             .prop_map(|(p, name, node)| Op::Add { parent: p.index(1 << 20), name, node }),
         2 => (any::<prop::sample::Index>(), name_strategy(), any::<prop::sample::Index>())
             .prop_map(|(p, name, t)| Op::Link { parent: p.index(1 << 20), name, target: t.index(1 << 20) }),
+        1 => (any::<prop::sample::Index>(), 120usize..140)
+            .prop_map(|(p, count)| Op::ManyXattrs { parent: p.index(1 << 20), count }),
         1 => (any::<prop::sample::Index>(), name_strategy(), 1usize..400, 1usize..=255, meta_strategy())
             .prop_map(|(p, name, entries, name_len, meta)| Op::BigDir {
                 parent: p.index(1 << 20), name, entries, name_len, meta,
@@ -548,6 +552,20 @@ pub fn build_tree(root: &Meta, ops: &[Op]) -> Tree {
                 let p = dirs[parent % dirs.len()];
                 let t = others[target % others.len()];
                 let _ = tree.link(p, name, t);
+            }
+            Op::ManyXattrs { parent, count } => {
+                let p = dirs[parent % dirs.len()];
+                for name in [&b"many1"[..], b"many2"] {
+                    let mut f =
+                        Inode::new(InodeKind::Regular(FileData::Inline(Box::new([]))), 0o644);
+                    for k in 0..*count {
+                        f.set_xattr(format!("user.m{k:03}").as_bytes(), b"shared");
+                    }
+                    f.set_xattr(b"user.own", name);
+                    if let Ok(id) = tree.add(p, name, f) {
+                        others.push(id);
+                    }
+                }
             }
             Op::BigDir {
                 parent,
