@@ -33,11 +33,14 @@ fn main() {
     } else {
         Box::new(std::fs::File::open(input).expect("open dumpfile"))
     };
-    let tree = parse(BufReader::with_capacity(1 << 16, reader), &ParseOptions::from_env())
-        .unwrap_or_else(|e| {
-            eprintln!("parse: {e}");
-            std::process::exit(1)
-        });
+    let tree = parse(
+        BufReader::with_capacity(1 << 16, reader),
+        &ParseOptions::from_env(),
+    )
+    .unwrap_or_else(|e| {
+        eprintln!("parse: {e}");
+        std::process::exit(1)
+    });
     let t1 = Instant::now();
     let out = std::fs::File::create(output).expect("create image");
     let summary = write_image(&tree, &opts, out).unwrap_or_else(|e| {
