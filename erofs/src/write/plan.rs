@@ -364,13 +364,11 @@ impl<'t> Plan<'t> {
                             m.data = Data::Inline(c);
                         }
                     }
-                    InodeKind::Regular(FileData::External { digest, .. }) => {
-                        if n.size > 0 {
-                            m.data = Data::External {
-                                size: n.size,
-                                has_digest: digest.is_some(),
-                            };
-                        }
+                    InodeKind::Regular(FileData::External { digest, .. }) if n.size > 0 => {
+                        m.data = Data::External {
+                            size: n.size,
+                            has_digest: digest.is_some(),
+                        };
                     }
                     InodeKind::Symlink(t) => {
                         m.st_size = t.len() as u64;
@@ -502,7 +500,6 @@ impl<'t> Plan<'t> {
                 if let Some(s) = self.root_selinux {
                     out.push(XRef::user(InodeId::ROOT, s));
                 }
-                return;
             }
             Src::Tree(id) => {
                 self.writer_xattrs(i, added);
