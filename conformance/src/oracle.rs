@@ -93,3 +93,23 @@ pub fn run_with_input(mut cmd: Command, input: &[u8]) -> Output {
     writer.join().expect("stdin writer");
     out
 }
+
+/// Our own `mkcfs-rs`, built by `cargo test --workspace` beside the test executables
+/// (`target/<profile>/mkcfs-rs`). Panics, with the fix, when it has not been built.
+pub fn mkcfs_rs() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/mkcfs-rs
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let p = profile_dir.join("mkcfs-rs");
+    if !p.exists() {
+        panic!(
+            "mkcfs-rs is not built at {}: run the tests with `cargo test --workspace` (scripts/test), \
+             or `cargo build -p cfs-erofs --bin mkcfs-rs` with the same profile",
+            p.display()
+        );
+    }
+    p
+}
