@@ -42,6 +42,7 @@ fn main() {
         std::process::exit(1)
     });
     let t1 = Instant::now();
+    let after_parse = peak_rss_kib();
     let out = std::fs::File::create(output).expect("create image");
     let summary = write_image(&tree, &opts, out).unwrap_or_else(|e| {
         eprintln!("write: {e}");
@@ -49,10 +50,24 @@ fn main() {
     });
     let t2 = Instant::now();
     eprintln!(
-        "{} inodes, {} bytes; parse {:.3} s, write {:.3} s",
+        "{} inodes, {} bytes; parse {:.3} s, write {:.3} s; peak RSS {} KiB after parse, {} KiB at end",
         summary.inodes,
         summary.size,
         (t1 - t0).as_secs_f64(),
-        (t2 - t1).as_secs_f64()
+        (t2 - t1).as_secs_f64(),
+        after_parse,
+        peak_rss_kib()
     );
+}
+
+/// Peak resident set size so far (Linux `VmHWM`), 0 where unavailable.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }

@@ -102,34 +102,28 @@ fn optional(out: &mut Vec<u8>, b: Option<&[u8]>) {
     }
 }
 
-/// Writes `tree` as a dumpfile C accepts: depth-first, primary entries as full lines, other
-/// entries as `@` lines naming the primary path.
+/// Writes `tree` as a dumpfile C accepts: depth-first pre-order, primary entries as full
+/// lines, other entries as `@` lines naming the primary path.
 pub fn to_dumpfile(tree: &Tree) -> Vec<u8> {
+    // Primary paths first (a link line may precede its target's line; C resolves at the end).
     let mut primary: Vec<Option<Vec<u8>>> = vec![None; tree.len()];
     primary[0] = Some(b"/".to_vec());
     let mut order: Vec<(Vec<u8>, InodeId, bool)> = vec![(b"/".to_vec(), InodeId::ROOT, false)];
-    let mut stack = vec![(InodeId::ROOT, Vec::new())];
-    while let Some((dir, prefix)) = stack.pop() {
-        let d = tree.dir(dir).unwrap();
-        // Push in reverse so the walk is in name order.
-        let mut subdirs = Vec::new();
-        for e in d.entries() {
-            let mut p = prefix.clone();
-            p.push(b'/');
-            p.extend_from_slice(&e.name);
-            if !e.link {
-                primary[e.inode.index()] = Some(p.clone());
-            }
-            order.push((p.clone(), e.inode, e.link));
-            if !e.link && tree.inode(e.inode).is_dir() {
-                subdirs.push((e.inode, p));
-            }
+    let mut stack: Vec<(InodeId, Vec<u8>, usize)> = vec![(InodeId::ROOT, Vec::new(), 0)];
+    while let Some((dir, prefix, pos)) = stack.pop() {
+        let Some(e) = tree.dir(dir).unwrap().entries().get(pos) else {
+            continue;
+        };
+        stack.push((dir, prefix.clone(), pos + 1));
+        let mut p = prefix;
+        p.push(b'/');
+        p.extend_from_slice(&e.name);
+        if !e.link {
+            primary[e.inode.index()] = Some(p.clone());
         }
-        // Depth-first: children lines are already queued after their parent; subdirectories
-        // need their own lines before their children, which `order` guarantees because a
-        // directory's line precedes the processing of its entries.
-        for s in subdirs.into_iter().rev() {
-            stack.push(s);
+        order.push((p.clone(), e.inode, e.link));
+        if !e.link && tree.inode(e.inode).is_dir() {
+            stack.push((e.inode, p, 0));
         }
     }
     let mut out = Vec::new();
@@ -254,6 +248,8 @@ pub enum Op {
         name: Vec<u8>,
         target: usize,
     },
+    /// Two files sharing `count` xattrs, so one inode references more than 128 shared ones.
+    ManyXattrs { parent: usize, count: usize },
     /// A directory with many entries of one name length, to span several blocks.
     BigDir {
         parent: usize,
@@ -441,6 +437,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             .prop_map(|(p, name, node)| Op::Add { parent: p.index(1 << 20), name, node }),
         2 => (any::<prop::sample::Index>(), name_strategy(), any::<prop::sample::Index>())
             .prop_map(|(p, name, t)| Op::Link { parent: p.index(1 << 20), name, target: t.index(1 << 20) }),
+        1 => (any::<prop::sample::Index>(), 120usize..140)
+            .prop_map(|(p, count)| Op::ManyXattrs { parent: p.index(1 << 20), count }),
         1 => (any::<prop::sample::Index>(), name_strategy(), 1usize..400, 1usize..=255, meta_strategy())
             .prop_map(|(p, name, entries, name_len, meta)| Op::BigDir {
                 parent: p.index(1 << 20), name, entries, name_len, meta,
@@ -549,6 +547,20 @@ pub fn build_tree(root: &Meta, ops: &[Op]) -> Tree {
                 let t = others[target % others.len()];
                 let _ = tree.link(p, name, t);
             }
+            Op::ManyXattrs { parent, count } => {
+                let p = dirs[parent % dirs.len()];
+                for name in [&b"many1"[..], b"many2"] {
+                    let mut f =
+                        Inode::new(InodeKind::Regular(FileData::Inline(Box::new([]))), 0o644);
+                    for k in 0..*count {
+                        f.set_xattr(format!("user.m{k:03}").as_bytes(), b"shared");
+                    }
+                    f.set_xattr(b"user.own", name);
+                    if let Ok(id) = tree.add(p, name, f) {
+                        others.push(id);
+                    }
+                }
+            }
             Op::BigDir {
                 parent,
                 name,
@@ -574,4 +586,78 @@ pub fn build_tree(root: &Meta, ops: &[Op]) -> Tree {
         }
     }
     tree
+}
+
+/// Rewrites a generated tree into one composefs-rs 0.9.4 can represent (for the V2
+/// comparison): inline content ≤ 512 bytes, symlink targets ≤ 1024 bytes, non-negative
+/// mtimes with nsec < 10⁹, whiteouts with NLINK 1, external payloads that are the object path of the digest (or of
+/// some digest when there is none), no hardlinks to directories or whiteouts, and the first
+/// depth-first occurrence of each inode as its primary entry.
+pub fn make_v2_compatible(tree: &mut Tree) {
+    let ids: Vec<InodeId> = tree.inodes().map(|(id, _)| id).collect();
+    for id in ids {
+        let n = tree.inode_mut(id);
+        n.mtime.sec = n.mtime.sec.unsigned_abs().min(i64::MAX as u64) as i64;
+        n.mtime.nsec %= 1_000_000_000;
+        if matches!(n.kind, InodeKind::CharDevice(0)) {
+            // composefs-rs refuses a whiteout line whose NLINK is over 1.
+            n.nlink = 1;
+        }
+        match &mut n.kind {
+            InodeKind::Regular(FileData::Inline(c)) if c.len() > 512 => {
+                let keep = c.len() % 513;
+                *c = c[..keep].into();
+                n.size = keep as u64;
+            }
+            InodeKind::Symlink(t) if t.len() > 1024 => {
+                *t = t[..1024].into();
+                n.size = 1024;
+            }
+            InodeKind::Regular(FileData::External { payload, digest }) => {
+                *payload = match (digest.as_ref(), payload.as_ref()) {
+                    (Some(d), _) => Some(d.object_path().into_bytes().into()),
+                    (None, Some(p)) => {
+                        let h = sha256_hex(p);
+                        Some(format!("{}/{}", &h[..2], &h[2..]).into_bytes().into())
+                    }
+                    (None, None) => None,
+                };
+                if n.size == 0 {
+                    n.size = 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    // Drop hardlinks composefs-rs cannot hold.
+    let dirs: Vec<InodeId> = tree
+        .inodes()
+        .filter(|(_, n)| n.is_dir())
+        .map(|(id, _)| id)
+        .collect();
+    for d in dirs {
+        let bad: Vec<Vec<u8>> = tree
+            .dir(d)
+            .unwrap()
+            .entries()
+            .iter()
+            .filter(|e| {
+                let t = tree.inode(e.inode);
+                e.link && (t.is_dir() || matches!(t.kind, InodeKind::CharDevice(0)))
+            })
+            .map(|e| e.name.to_vec())
+            .collect();
+        for name in bad {
+            tree.unlink(d, &name).unwrap();
+        }
+    }
+    let counts = tree.reference_counts();
+    let whiteouts: Vec<InodeId> = tree
+        .inodes()
+        .filter(|(id, n)| matches!(n.kind, InodeKind::CharDevice(0)) && counts[id.index()] > 1)
+        .map(|(id, _)| id)
+        .collect();
+    assert!(whiteouts.is_empty(), "whiteout links remain");
+    tree.compact();
+    tree.normalize_primary_entries();
 }

@@ -172,12 +172,12 @@ fn write_inode<W: Write>(plan: &Plan<'_>, o: &mut Out<W>, i: usize) -> Result<()
             }
             u64::from(node.n_blocks) * BLOCK_SIZE + u64::from(node.tail)
         }
-        Data::External(size) => {
+        Data::External { size, has_digest } => {
             layout = DataLayout::ChunkBased;
             if node.n_blocks > 0 {
                 u = block_addr() & 0xFFFF_0000;
             }
-            u |= u32::from(policy.chunking(size).0);
+            u |= u32::from(policy.chunking(size, has_digest).0);
             size
         }
         Data::Inline(_) | Data::Symlink(_) => {
@@ -236,7 +236,7 @@ fn write_inode<W: Write>(plan: &Plan<'_>, o: &mut Out<W>, i: usize) -> Result<()
         Data::Dir(d) if node.tail > 0 => write_dir(plan, o, i, d, false)?,
         Data::Symlink(t) if node.tail > 0 => o.write_all(t)?,
         Data::Inline(c) if node.tail > 0 => o.write_all(&c[c.len() - node.tail as usize..])?,
-        Data::External(_) if node.tail > 0 => o.fill(&FF, u64::from(node.tail))?,
+        Data::External { .. } if node.tail > 0 => o.fill(&FF, u64::from(node.tail))?,
         _ => {}
     }
     Ok(())
@@ -359,7 +359,7 @@ fn write_blocks<W: Write>(plan: &Plan<'_>, o: &mut Out<W>, i: usize) -> Result<(
     let meta = plan.meta(i);
     let bytes: &[u8] = match meta.data {
         Data::Dir(d) => return write_dir(plan, o, i, d, true),
-        Data::External(_) => {
+        Data::External { .. } => {
             // A chunk table that did not fit inline: a block of holes.
             return Ok(o.fill(&FF, u64::from(node.n_blocks) * BLOCK_SIZE)?);
         }

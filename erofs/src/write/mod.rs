@@ -195,3 +195,222 @@ impl Plan<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::{FileData, Inode, InodeId, InodeKind};
+
+    fn sample() -> Tree {
+        let mut t = Tree::new(Inode::directory(0o755));
+        let d = t.add(InodeId::ROOT, b"d", Inode::directory(0o755)).unwrap();
+        let mut f = Inode::new(
+            InodeKind::Regular(FileData::Inline(b"hi"[..].into())),
+            0o644,
+        );
+        f.set_xattr(b"user.x", b"1");
+        let f = t.add(d, b"f", f).unwrap();
+        t.link(InodeId::ROOT, b"g", f).unwrap();
+        t.add(d, b"wh", Inode::new(InodeKind::CharDevice(0), 0o644))
+            .unwrap();
+        t
+    }
+
+    #[test]
+    fn write_images_equals_separate_writes_and_shares_plans() {
+        let t = sample();
+        let before = t.clone();
+        let opts = [
+            WriteOptions::v1(),
+            WriteOptions::v2(),
+            WriteOptions::v1_exact(1),
+            WriteOptions::v1_exact(0),
+        ];
+        let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); opts.len()];
+        let mut outs: Vec<&mut dyn Write> = bufs.iter_mut().map(|b| b as &mut dyn Write).collect();
+        let sums = write_images(&t, &opts, &mut outs).unwrap();
+        for (k, o) in opts.iter().enumerate() {
+            assert_eq!(bufs[k], image_bytes(&t, o).unwrap(), "{o:?}");
+            assert_eq!(sums[k].size, bufs[k].len() as u64);
+        }
+        // The whiteout upgrades the default to version 1: same image as --min-version=1.
+        assert_eq!(sums[0].composefs_version, 1);
+        assert_eq!(bufs[0], bufs[2]);
+        assert_eq!(sums[3].composefs_version, 0);
+        assert_eq!(sums[1].composefs_version, 2);
+        // 256 stubs (none collide) plus root, d, f and the whiteout.
+        assert_eq!(sums[0].inodes, 260);
+        assert_eq!(sums[1].inodes, 4);
+        assert_eq!(t, before, "the writer must not modify the tree");
+    }
+
+    #[test]
+    fn versions_above_one_are_invalid() {
+        let t = sample();
+        for (min, max) in [(2, 2), (0, 2), (2, 0)] {
+            let o = WriteOptions {
+                version: FormatVersion::V1,
+                min_version: min,
+                max_version: max,
+            };
+            assert!(matches!(
+                image_bytes(&t, &o),
+                Err(WriteError::InvalidVersion { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn images_are_whole_blocks_with_the_header_in_front() {
+        let t = sample();
+        for o in [WriteOptions::v1(), WriteOptions::v2()] {
+            let b = image_bytes(&t, &o).unwrap();
+            assert_eq!(b.len() % 4096, 0);
+            assert_eq!(&b[..4], &crate::format::COMPOSEFS_MAGIC.to_le_bytes());
+            assert_eq!(&b[1024..1028], &crate::format::EROFS_MAGIC.to_le_bytes());
+        }
+    }
+
+    #[test]
+    fn structural_errors_carry_the_path() {
+        // A hardlink to an inode no primary entry reaches.
+        let mut t = Tree::new(Inode::directory(0o755));
+        let f = t.push_inode(Inode::new(InodeKind::Fifo, 0o644));
+        t.replace(InodeId::ROOT, b"orphan-link", f, true).unwrap();
+        let e = image_bytes(&t, &WriteOptions::v1()).unwrap_err();
+        assert!(e.to_string().contains("/orphan-link"), "{e}");
+        // An inode with two primary entries.
+        let mut t = Tree::new(Inode::directory(0o755));
+        let f = t
+            .add(InodeId::ROOT, b"a", Inode::new(InodeKind::Fifo, 0o644))
+            .unwrap();
+        t.replace(InodeId::ROOT, b"b", f, false).unwrap();
+        assert!(matches!(
+            image_bytes(&t, &WriteOptions::v1()),
+            Err(WriteError::BadStructure { .. })
+        ));
+        // A symlink target C cannot store.
+        let mut t = Tree::new(Inode::directory(0o755));
+        t.add(
+            InodeId::ROOT,
+            b"s",
+            Inode::new(InodeKind::Symlink(vec![b'x'; 4096].into()), 0o777),
+        )
+        .unwrap();
+        let e = image_bytes(&t, &WriteOptions::v1()).unwrap_err();
+        assert!(e.to_string().starts_with("/s:"), "{e}");
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        hex::decode(s).unwrap()
+    }
+
+    /// §1.3 and §2.1: the start of the minimal image, byte for byte.
+    #[test]
+    fn minimal_image_matches_the_note() {
+        let t = Tree::new(Inode::directory(0o755));
+        let b = image_bytes(&t, &WriteOptions::v1()).unwrap();
+        assert_eq!(b.len(), 16384);
+        assert_eq!(&b[0..16], hex("9a62 78d0 0100 0000 0000 0000 0000 0000"));
+        assert_eq!(
+            &b[0x400..0x410],
+            hex("e2e1 f5e0 0000 0000 0600 0000 0c00 2400")
+        );
+        assert_eq!(
+            &b[0x410..0x420],
+            hex("0101 0000 0000 0000 0000 0000 0000 0000")
+        );
+        assert_eq!(
+            &b[0x420..0x430],
+            hex("0000 0000 0400 0000 0000 0000 0200 0000")
+        );
+        // Root: compact, 6 xattr words, filter without the `overlay.opaque` bit (20).
+        assert_eq!(
+            &b[0x480..0x490],
+            hex("0000 0600 ed41 0200 0010 0000 0000 0000")
+        );
+        assert_eq!(
+            &b[0x490..0x4a0],
+            hex("0300 0000 0000 0000 0000 0000 0000 0000")
+        );
+        assert_eq!(
+            &b[0x4a0..0x4b0],
+            hex("ffff efff 0000 0000 0000 0000 0e04 0100")
+        );
+        assert_eq!(&b[0x4b0..0x4c0], b"overlay.opaquey\0");
+        // First stub "00": chardev 0644, ino 1.
+        assert_eq!(
+            &b[0x4c0..0x4d0],
+            hex("0000 0000 a421 0100 0000 0000 0000 0000")
+        );
+        assert_eq!(
+            &b[0x4d0..0x4e0],
+            hex("0000 0000 0100 0000 0000 0000 0000 0000")
+        );
+        // Root directory block 3: ".", ".." then "00".
+        assert_eq!(
+            &b[0x3000..0x3010],
+            hex("2400 0000 0000 0000 180c 0200 2400 0000")
+        );
+        assert_eq!(
+            &b[0x3010..0x3020],
+            hex("0000 0000 190c 0200 2600 0000 0000 0000")
+        );
+        assert_eq!(&b[0x3020..0x3024], hex("1b0c 0300"));
+    }
+
+    /// §2.2 and §7: the minimum mtime (signed) is the build time; only inodes at that mtime,
+    /// with small ids, link counts and sizes are compact. A FIFO's SIZE counts though its
+    /// i_size is 0.
+    #[test]
+    fn build_time_and_compact_decision() {
+        let mut t = Tree::new(Inode::directory(0o755));
+        t.root_mut().mtime = crate::tree::Mtime::new(5, 0);
+        let mut old = Inode::new(InodeKind::Fifo, 0o644);
+        old.mtime = crate::tree::Mtime::new(-1, 7);
+        t.add(InodeId::ROOT, b"old", old).unwrap();
+        let mut big = Inode::new(InodeKind::Fifo, 0o644);
+        big.mtime = crate::tree::Mtime::new(-1, 7);
+        big.size = 5_000_000_000;
+        t.add(InodeId::ROOT, b"zbig", big).unwrap();
+        let b = image_bytes(&t, &WriteOptions::v1()).unwrap();
+        let sb = 1024;
+        assert_eq!(&b[sb + 24..sb + 32], &u64::MAX.to_le_bytes());
+        assert_eq!(&b[sb + 32..sb + 36], &7u32.to_le_bytes());
+        // Root (mtime 5 ≠ min): extended, 64 bytes, at nid 36.
+        let fmt = |nid: usize| u16::from_le_bytes([b[nid * 32], b[nid * 32 + 1]]);
+        assert_eq!(fmt(36) & 1, 1);
+        // Find the children through the root's directory block.
+        let root_blk = u32::from_le_bytes(b[36 * 32 + 16..36 * 32 + 20].try_into().unwrap());
+        let dir = &b[root_blk as usize * 4096..][..4096];
+        let nameoff0 = u16::from_le_bytes([dir[8], dir[9]]) as usize;
+        let n = nameoff0 / 12;
+        let mut found = 0;
+        for k in 0..n {
+            let e = &dir[k * 12..k * 12 + 12];
+            let nid = u64::from_le_bytes(e[..8].try_into().unwrap()) as usize;
+            let off = u16::from_le_bytes([e[8], e[9]]) as usize;
+            let end = if k + 1 < n {
+                u16::from_le_bytes([dir[k * 12 + 20], dir[k * 12 + 21]]) as usize
+            } else {
+                dir[off..]
+                    .iter()
+                    .position(|&c| c == 0)
+                    .map_or(4096, |p| off + p)
+            };
+            let name = &dir[off..end];
+            if name == b"old" {
+                assert_eq!(fmt(nid) & 1, 0, "old is compact");
+                found += 1;
+            }
+            if name == b"zbig" {
+                assert_eq!(fmt(nid) & 1, 1, "zbig is extended");
+                let size = u64::from_le_bytes(b[nid * 32 + 8..nid * 32 + 16].try_into().unwrap());
+                assert_eq!(size, 0);
+                found += 1;
+            }
+        }
+        assert_eq!(found, 2);
+    }
+}

@@ -13,9 +13,7 @@
 
 #![forbid(unsafe_code)]
 
-use crate::format::{
-    round_up, BLOCK_SIZE, INODES_START, MAX_SHARED_XATTRS_PER_INODE, SLOT_SIZE, XATTR_HEADER_SIZE,
-};
+use crate::format::{round_up, BLOCK_SIZE, INODES_START, SLOT_SIZE, XATTR_HEADER_SIZE};
 use crate::tree::{
     display_bytes, Directory, FileData, FileType, InodeId, InodeKind, Mtime, Tree, Xattr,
 };
@@ -68,7 +66,10 @@ pub(crate) enum Data<'t> {
     /// Inline content, non-empty.
     Inline(&'t [u8]),
     /// External content of `size` > 0 bytes.
-    External(u64),
+    External {
+        size: u64,
+        has_digest: bool,
+    },
     Symlink(&'t [u8]),
     None,
 }
@@ -109,6 +110,9 @@ pub(crate) struct Plan<'t> {
     root_selinux: Option<usize>,
     /// V2: number of entries naming each tree inode.
     ref_counts: Vec<u32>,
+    /// Redirects derived from digests (see [`Resolver::derived`]).
+    derived: Vec<u8>,
+    derived_at: Vec<u32>,
     pub xattr_ids: Vec<u32>,
     pub pairs: PairTable,
     /// Pair ids of the shared table, in table order.
@@ -167,6 +171,8 @@ impl<'t> Plan<'t> {
             stub_idx: Box::new([NONE; 256]),
             root_selinux: tree.root().xattrs.iter().position(|x| &*x.name == SELINUX),
             ref_counts: Vec::new(),
+            derived: Vec::new(),
+            derived_at: Vec::new(),
             xattr_ids: Vec::new(),
             pairs: PairTable::new(0),
             shared: Vec::new(),
@@ -189,6 +195,9 @@ impl<'t> Plan<'t> {
             policy.composefs_version = 1;
         }
         plan.policy = policy;
+        if policy.redirect_from_digest() {
+            plan.derive_redirects();
+        }
         plan.validate()?;
         plan.collect_xattrs();
         plan.build_shared_table();
@@ -355,10 +364,11 @@ impl<'t> Plan<'t> {
                             m.data = Data::Inline(c);
                         }
                     }
-                    InodeKind::Regular(FileData::External { .. }) => {
-                        if n.size > 0 {
-                            m.data = Data::External(n.size);
-                        }
+                    InodeKind::Regular(FileData::External { digest, .. }) if n.size > 0 => {
+                        m.data = Data::External {
+                            size: n.size,
+                            has_digest: digest.is_some(),
+                        };
                     }
                     InodeKind::Symlink(t) => {
                         m.st_size = t.len() as u64;
@@ -418,10 +428,12 @@ impl<'t> Plan<'t> {
             return;
         };
         let inode = self.tree.inode(id);
-        if let InodeKind::Regular(FileData::External { payload, .. }) = &inode.kind {
+        if let InodeKind::Regular(FileData::External { payload, digest }) = &inode.kind {
             if inode.size > 0 {
                 out.push(XRef::metacopy(id));
-                if payload.as_ref().is_some_and(|p| !p.is_empty()) {
+                if payload.as_ref().is_some_and(|p| !p.is_empty())
+                    || (digest.is_some() && self.policy.redirect_from_digest())
+                {
                     out.push(XRef::redirect(id));
                 }
             }
@@ -446,11 +458,35 @@ impl<'t> Plan<'t> {
         }
     }
 
-    pub fn resolver(&self) -> Resolver<'t> {
+    pub fn resolver(&self) -> Resolver<'_> {
         Resolver {
             tree: self.tree,
             escape: true,
             prefixes: self.policy.prefixes(),
+            derived: &self.derived,
+            derived_at: &self.derived_at,
+        }
+    }
+
+    /// Object-path redirects for written external files that have a digest but no payload.
+    fn derive_redirects(&mut self) {
+        let tree = self.tree;
+        for n in &self.nodes {
+            let Src::Tree(id) = n.src else { continue };
+            let inode = tree.inode(id);
+            if let InodeKind::Regular(FileData::External {
+                payload,
+                digest: Some(d),
+            }) = &inode.kind
+            {
+                if inode.size > 0 && payload.as_ref().is_none_or(|p| p.is_empty()) {
+                    if self.derived_at.is_empty() {
+                        self.derived_at = vec![NONE; tree.len()];
+                    }
+                    self.derived_at[id.index()] = self.derived.len() as u32;
+                    super::xattrs::push_redirect(&mut self.derived, d);
+                }
+            }
         }
     }
 
@@ -464,7 +500,6 @@ impl<'t> Plan<'t> {
                 if let Some(s) = self.root_selinux {
                     out.push(XRef::user(InodeId::ROOT, s));
                 }
-                return;
             }
             Src::Tree(id) => {
                 self.writer_xattrs(i, added);
@@ -509,15 +544,19 @@ impl<'t> Plan<'t> {
         let res = self.resolver();
         let mut table = PairTable::new(total / 2);
         let mut ids = Vec::with_capacity(total);
+        let mut starts = Vec::with_capacity(self.nodes.len());
         let (mut list, mut added, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..self.nodes.len() {
-            self.nodes[i].xattr_start = ids.len() as u32;
+            starts.push(ids.len() as u32);
             self.final_xattrs(i, &mut list, &mut added);
             for &r in &list {
                 ids.push(table.add_use(&res, r, &mut scratch));
             }
         }
         table.freeze();
+        for (n, s) in self.nodes.iter_mut().zip(starts) {
+            n.xattr_start = s;
+        }
         self.pairs = table;
         self.xattr_ids = ids;
     }
@@ -534,24 +573,27 @@ impl<'t> Plan<'t> {
 
     /// Shares every pair used by more than one inode; orders and places the table.
     fn build_shared_table(&mut self) {
-        let res = self.resolver();
-        let pairs = &self.pairs.pairs;
-        let mut shared: Vec<u32> = (0..pairs.len() as u32)
-            .filter(|&id| pairs[id as usize].count > 1)
-            .collect();
-        let key = |id: u32| {
-            let p = &pairs[id as usize];
-            let name = res.name(p.xref);
-            let (index, suffix) = super::xattrs::split_prefix(name, res.prefixes);
-            SharedKey {
-                name,
-                index,
-                suffix,
-                value: res.value(p.xref),
-            }
+        let shared = {
+            let res = self.resolver();
+            let pairs = &self.pairs.pairs;
+            let mut shared: Vec<u32> = (0..pairs.len() as u32)
+                .filter(|&id| pairs[id as usize].count > 1)
+                .collect();
+            let key = |id: u32| {
+                let p = &pairs[id as usize];
+                let name = res.name(p.xref);
+                let (index, suffix) = super::xattrs::split_prefix(name, res.prefixes);
+                SharedKey {
+                    name,
+                    index,
+                    suffix,
+                    value: res.value(p.xref),
+                }
+            };
+            let policy = self.policy;
+            shared.sort_unstable_by(|&a, &b| policy.shared_cmp(&key(a), &key(b)));
+            shared
         };
-        let policy = self.policy;
-        shared.sort_unstable_by(|&a, &b| policy.shared_cmp(&key(a), &key(b)));
         let mut off = 0u64;
         for &id in &shared {
             let p = &mut self.pairs.pairs[id as usize];
@@ -566,7 +608,7 @@ impl<'t> Plan<'t> {
     /// were referenced, is referenced from the shared table (at most 128 per inode).
     pub fn is_shared(&self, id: u32, n_shared_before: usize) -> bool {
         self.pairs.pairs[id as usize].shared_offset != NOT_SHARED
-            && n_shared_before < MAX_SHARED_XATTRS_PER_INODE
+            && n_shared_before < self.policy.max_shared_refs()
     }
 
     /// (number of shared references, size of the xattr area) of written inode `i`.
@@ -621,7 +663,9 @@ impl<'t> Plan<'t> {
                     Placement::V2 => (0, len as u32),
                 }
             }
-            Data::External(size) => (0, 4 * self.policy.chunking(size).1 as u32),
+            Data::External { size, has_digest } => {
+                (0, 4 * self.policy.chunking(size, has_digest).1 as u32)
+            }
             Data::Symlink(t) => (0, t.len() as u32),
             Data::None => (0, 0),
         })
@@ -776,7 +820,7 @@ impl<'t> Plan<'t> {
         let mut n_adds = 0;
         match &inode.kind {
             InodeKind::Regular(FileData::External { payload, digest }) if inode.size > 0 => {
-                let chunks = self.policy.chunking(inode.size).1;
+                let chunks = self.policy.chunking(inode.size, digest.is_some()).1;
                 if chunks > MAX_CHUNKS {
                     return Err(WriteError::FileTooLarge {
                         path: path_s(),
@@ -790,6 +834,12 @@ impl<'t> Plan<'t> {
                 n_adds = 1;
                 if let Some(p) = payload.as_ref().filter(|p| !p.is_empty()) {
                     adds[1] = (REDIRECT, 1 + p.len());
+                    n_adds = 2;
+                } else if let Some(d) = digest
+                    .as_ref()
+                    .filter(|_| self.policy.redirect_from_digest())
+                {
+                    adds[1] = (REDIRECT, super::xattrs::redirect_len(d));
                     n_adds = 2;
                 }
             }
@@ -994,7 +1044,10 @@ mod tests {
 
     #[test]
     fn v1_full_chunk_tables_fit_only_when_aligned() {
-        let m = meta_of(Data::External(1 << 53));
+        let m = meta_of(Data::External {
+            size: 1 << 53,
+            has_digest: false,
+        });
         // Header + xattrs a multiple of 32: the 4096-byte table starts a block.
         let (mut n, mut t) = (0, 4096);
         let extra = pad_v1(&m, 4096 + 320, 64, &mut n, &mut t);

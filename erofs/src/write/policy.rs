@@ -157,15 +157,30 @@ impl Policy {
     }
 
     /// Chunk format (`i_u`) and number of 4-byte block-map entries of an external file of
-    /// `size` > 0 bytes (§2.7).
-    pub fn chunking(&self, size: u64) -> (u16, u64) {
+    /// `size` > 0 bytes (§2.7). composefs-rs V2 writes its one entry only for files with a
+    /// digest.
+    pub fn chunking(&self, size: u64, has_digest: bool) -> (u16, u64) {
         match self.family {
             Family::V1 => {
                 let bits = chunk_bits(size);
                 let count = size.div_ceil(1u64 << bits);
                 (bits as u16 - u16::from(BLOCK_BITS), count)
             }
-            Family::V2 => (CHUNK_FORMAT_BLKBITS_MASK, 1),
+            Family::V2 => (CHUNK_FORMAT_BLKBITS_MASK, u64::from(has_digest)),
+        }
+    }
+
+    /// Whether an external file without a payload but with a digest gets a redirect to the
+    /// digest's object path (composefs-rs); C writes a redirect only from the payload.
+    pub fn redirect_from_digest(&self) -> bool {
+        self.family == Family::V2
+    }
+
+    /// How many shared xattrs one inode may reference; the rest are stored locally.
+    pub fn max_shared_refs(&self) -> usize {
+        match self.family {
+            Family::V1 => crate::format::MAX_SHARED_XATTRS_PER_INODE,
+            Family::V2 => usize::MAX,
         }
     }
 
@@ -223,22 +238,24 @@ mod tests {
     #[test]
     fn chunk_formats_match_the_note() {
         let p = v1();
-        assert_eq!(p.chunking(1), (0, 1));
-        assert_eq!(p.chunking(4096), (0, 1));
-        assert_eq!(p.chunking(4097), (1, 1));
-        assert_eq!(p.chunking(1 << 20), (8, 1));
-        assert_eq!(p.chunking((1 << 20) + 1), (9, 1));
-        assert_eq!(p.chunking(1 << 42), (30, 1));
-        assert_eq!(p.chunking((1 << 42) + 1), (31, 1));
-        assert_eq!(p.chunking(1 << 43), (31, 1));
-        assert_eq!(p.chunking((1 << 43) + 1), (31, 2));
-        assert_eq!(p.chunking(1 << 53), (31, 1024));
-        assert_eq!(p.chunking((1 << 53) + 1), (31, 1025));
+        let chunking = |s| p.chunking(s, true);
+        assert_eq!(chunking(1), (0, 1));
+        assert_eq!(chunking(4096), (0, 1));
+        assert_eq!(chunking(4097), (1, 1));
+        assert_eq!(chunking(1 << 20), (8, 1));
+        assert_eq!(chunking((1 << 20) + 1), (9, 1));
+        assert_eq!(chunking(1 << 42), (30, 1));
+        assert_eq!(chunking((1 << 42) + 1), (31, 1));
+        assert_eq!(chunking(1 << 43), (31, 1));
+        assert_eq!(chunking((1 << 43) + 1), (31, 2));
+        assert_eq!(chunking(1 << 53), (31, 1024));
+        assert_eq!(chunking((1 << 53) + 1), (31, 1025));
         let v2 = Policy {
             family: Family::V2,
             composefs_version: 2,
         };
-        assert_eq!(v2.chunking(1 << 50), (31, 1));
+        assert_eq!(v2.chunking(1 << 50, true), (31, 1));
+        assert_eq!(v2.chunking(1 << 50, false), (31, 0));
     }
 
     fn key<'a>(name: &'a [u8], value: &'a [u8]) -> SharedKey<'a> {

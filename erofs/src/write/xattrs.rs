@@ -226,35 +226,6 @@ impl XRef {
     pub fn user_index(self) -> Option<usize> {
         (self.slot < SLOT_FIXED).then_some(self.slot as usize)
     }
-
-    /// The final name (escaped when `escape` and it is a user `trusted.overlay.*`).
-    pub fn name<'t>(self, tree: &'t Tree, escape: bool) -> Cat<'t> {
-        match self.slot {
-            SLOT_METACOPY => Cat::plain(METACOPY),
-            SLOT_REDIRECT => Cat::plain(REDIRECT),
-            s if s >= SLOT_FIXED => Cat::plain(Fixed::ALL[(s - SLOT_FIXED) as usize].name()),
-            i => {
-                let n = &tree.inode(self.inode).xattrs[i as usize].name;
-                escaped_name(n, escape)
-            }
-        }
-    }
-
-    /// The final value.
-    pub fn value<'t>(self, tree: &'t Tree) -> Cat<'t> {
-        match self.slot {
-            SLOT_METACOPY => match external_of(tree, self.inode).1 {
-                Some(d) => metacopy_value(d),
-                None => Cat::EMPTY,
-            },
-            SLOT_REDIRECT => Cat {
-                head: b"/",
-                tail: external_of(tree, self.inode).0.unwrap_or(b""),
-            },
-            s if s >= SLOT_FIXED => Cat::plain(Fixed::ALL[(s - SLOT_FIXED) as usize].value()),
-            i => Cat::plain(&tree.inode(self.inode).xattrs[i as usize].value),
-        }
-    }
 }
 
 /// A user xattr name after overlay escaping.
@@ -338,19 +309,72 @@ const EMPTY_SLOT: u32 = u32::MAX;
 
 /// Resolves an [`XRef`] into its final name and value under one policy.
 #[derive(Clone, Copy)]
-pub(crate) struct Resolver<'t> {
-    pub tree: &'t Tree,
+pub(crate) struct Resolver<'a> {
+    pub tree: &'a Tree,
+    /// Whether user `trusted.overlay.*` names are escaped.
     pub escape: bool,
     pub prefixes: &'static [(u8, &'static [u8])],
+    /// Redirect values made from digests (`/XX/rest`), for files without a payload.
+    pub derived: &'a [u8],
+    /// Per tree inode: start of its redirect in `derived`, or `u32::MAX`.
+    pub derived_at: &'a [u32],
 }
 
-impl<'t> Resolver<'t> {
-    pub fn name(&self, r: XRef) -> Cat<'t> {
-        r.name(self.tree, self.escape)
+impl<'a> Resolver<'a> {
+    /// The final name (escaped when it is a user `trusted.overlay.*`).
+    pub fn name(&self, r: XRef) -> Cat<'a> {
+        match r.slot {
+            SLOT_METACOPY => Cat::plain(METACOPY),
+            SLOT_REDIRECT => Cat::plain(REDIRECT),
+            s if s >= SLOT_FIXED => Cat::plain(Fixed::ALL[(s - SLOT_FIXED) as usize].name()),
+            i => escaped_name(
+                &self.tree.inode(r.inode).xattrs[i as usize].name,
+                self.escape,
+            ),
+        }
     }
-    pub fn value(&self, r: XRef) -> Cat<'t> {
-        r.value(self.tree)
+
+    /// The final value.
+    pub fn value(&self, r: XRef) -> Cat<'a> {
+        match r.slot {
+            SLOT_METACOPY => match external_of(self.tree, r.inode).1 {
+                Some(d) => metacopy_value(d),
+                None => Cat::EMPTY,
+            },
+            SLOT_REDIRECT => match external_of(self.tree, r.inode) {
+                (Some(p), _) if !p.is_empty() => Cat {
+                    head: b"/",
+                    tail: p,
+                },
+                (_, Some(d)) => {
+                    let start = self
+                        .derived_at
+                        .get(r.inode.index())
+                        .copied()
+                        .unwrap_or(u32::MAX);
+                    let len = redirect_len(d);
+                    match self.derived.get(start as usize..start as usize + len) {
+                        Some(v) => Cat::plain(v),
+                        None => Cat::EMPTY,
+                    }
+                }
+                _ => Cat::EMPTY,
+            },
+            s if s >= SLOT_FIXED => Cat::plain(Fixed::ALL[(s - SLOT_FIXED) as usize].value()),
+            i => Cat::plain(&self.tree.inode(r.inode).xattrs[i as usize].value),
+        }
     }
+}
+
+/// Length of `/XX/rest` for a digest.
+pub(crate) fn redirect_len(d: &Digest) -> usize {
+    2 * d.as_bytes().len() + 2
+}
+
+/// Appends `/XX/rest` (lower-case hex) for a digest, as composefs-rs names its objects.
+pub(crate) fn push_redirect(out: &mut Vec<u8>, d: &Digest) {
+    out.push(b'/');
+    out.extend_from_slice(d.object_path().as_bytes());
 }
 
 fn pair_hash(name: &Cat<'_>, value: &Cat<'_>) -> u64 {
