@@ -14,6 +14,7 @@
 pub mod dumpfile;
 pub mod format;
 pub mod fsverity;
+pub mod info;
 pub mod karg;
 pub mod oci;
 pub mod read;

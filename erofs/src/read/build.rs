@@ -202,6 +202,8 @@ fn parse_metacopy(v: &[u8]) -> Result<Option<Digest>, K> {
 }
 
 impl<'a> Visitor<'a> for Builder<'a> {
+    type Error = ReadError;
+
     fn root(&mut self, root: &RawInode) -> Result<(), ReadError> {
         let inode = self.inode(root)?;
         if !inode.is_dir() {
@@ -213,6 +215,36 @@ impl<'a> Visitor<'a> for Builder<'a> {
     }
 
     fn entry(&mut self, e: &Entry<'a>) -> Result<bool, ReadError> {
+        self.add_entry(e)
+            .map_err(|err| err.in_path(&self.path_of(e.name)))
+    }
+
+    fn leave(&mut self) -> Result<(), ReadError> {
+        self.stack.pop();
+        Ok(())
+    }
+}
+
+impl<'a> Builder<'a> {
+    /// The path of `name` in the directory being built, for error messages.
+    fn path_of(&self, name: &[u8]) -> String {
+        let tree = self.tree.as_ref().expect("root read");
+        let mut parts: Vec<&[u8]> = vec![name];
+        // Each directory's primary entry is found in its parent on the stack.
+        for w in self.stack.windows(2).rev() {
+            if let Some(e) = tree.dir(w[0]).ok().and_then(|d| d.entries().iter().find(|e| e.inode == w[1])) {
+                parts.push(&e.name);
+            }
+        }
+        let mut p = Vec::new();
+        for part in parts.iter().rev() {
+            p.push(b'/');
+            p.extend_from_slice(part);
+        }
+        String::from_utf8_lossy(&p).into_owned()
+    }
+
+    fn add_entry(&mut self, e: &Entry<'a>) -> Result<bool, ReadError> {
         if self.hidden(&e.inode) {
             return Ok(false);
         }
@@ -237,11 +269,6 @@ impl<'a> Visitor<'a> for Builder<'a> {
             self.links.insert(e.inode.nid, id);
         }
         Ok(is_dir)
-    }
-
-    fn leave(&mut self) -> Result<(), ReadError> {
-        self.stack.pop();
-        Ok(())
     }
 }
 

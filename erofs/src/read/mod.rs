@@ -44,7 +44,7 @@
 #![forbid(unsafe_code)]
 
 pub mod image;
-mod node;
+pub(crate) mod node;
 pub(crate) mod walk;
 
 mod build;
@@ -223,23 +223,5 @@ pub fn read_image_with(bytes: &[u8], mode: ReadMode) -> Result<Image, ReadError>
 
 /// Checks a whole image without building anything.
 pub fn validate(bytes: &[u8]) -> Result<(), ReadError> {
-    let view = ImageView::new(bytes)?;
-    struct Nop;
-    impl<'a> walk::Visitor<'a> for Nop {
-        fn root(&mut self, _: &RawInode) -> Result<(), ReadError> {
-            Ok(())
-        }
-        fn entry(&mut self, _: &walk::Entry<'a>) -> Result<bool, ReadError> {
-            Ok(true)
-        }
-        fn leave(&mut self) -> Result<(), ReadError> {
-            Ok(())
-        }
-    }
-    let opts = walk::WalkOptions {
-        validate: true,
-        filter: None,
-    };
-    walk::walk(&view, &opts, &mut Nop)?;
-    Ok(())
+    walk::validate(&ImageView::new(bytes)?).map(|_| ())
 }

@@ -234,12 +234,14 @@ pub(crate) struct Entry<'a> {
 
 /// What the walk reports to.
 pub(crate) trait Visitor<'a> {
-    fn root(&mut self, root: &RawInode) -> Result<(), ReadError>;
+    /// The visitor's own failures (output errors, say); reading errors convert into it.
+    type Error: From<ReadError>;
+    fn root(&mut self, root: &RawInode) -> Result<(), Self::Error>;
     /// An entry of the directory last entered; returns whether to enter it (only asked for
     /// directories met for the first time).
-    fn entry(&mut self, entry: &Entry<'a>) -> Result<bool, ReadError>;
+    fn entry(&mut self, entry: &Entry<'a>) -> Result<bool, Self::Error>;
     /// The directory last entered is finished.
-    fn leave(&mut self) -> Result<(), ReadError>;
+    fn leave(&mut self) -> Result<(), Self::Error>;
 }
 
 /// Options of a walk.
@@ -338,7 +340,7 @@ pub(crate) fn walk<'a, V: Visitor<'a>>(
     image: &ImageView<'a>,
     opts: &WalkOptions<'_>,
     visitor: &mut V,
-) -> Result<Option<WalkSummary>, ReadError> {
+) -> Result<Option<WalkSummary>, V::Error> {
     let slots = image.bytes().len() as u64 / SLOT_SIZE;
     let mut seen = BitSet::new(slots);
     let mut claims = opts.validate.then(|| Claims::new(image));
@@ -346,7 +348,7 @@ pub(crate) fn walk<'a, V: Visitor<'a>>(
 
     let root = image.inode(image.root_nid)?;
     if !root.is_dir() {
-        return Err(ReadError::at(K::RootNotDirectory, root.offset));
+        return Err(ReadError::at(K::RootNotDirectory, root.offset).into());
     }
     if let Some(c) = &mut claims {
         c.check_inode(image, &root).map_err(|e| e.in_path("/"))?;
@@ -364,7 +366,8 @@ pub(crate) fn walk<'a, V: Visitor<'a>>(
                 if !top.dot || !top.dotdot {
                     let nid = top.nid;
                     return Err(ReadError::at(K::MissingDot, nid * SLOT_SIZE)
-                        .in_path(&path_of(&stack, None)));
+                        .in_path(&path_of(&stack, None))
+                        .into());
                 }
                 stack.pop();
                 if stack.is_empty() {
@@ -373,7 +376,7 @@ pub(crate) fn walk<'a, V: Visitor<'a>>(
                 visitor.leave()?;
                 continue;
             }
-            Err(e) => return Err(e.in_path(&path_of(&stack, None))),
+            Err(e) => return Err(e.in_path(&path_of(&stack, None)).into()),
         };
         let res = (|| -> Result<Option<(RawInode, bool)>, ReadError> {
             let top = stack.last_mut().expect("non-empty stack");
@@ -439,16 +442,14 @@ pub(crate) fn walk<'a, V: Visitor<'a>>(
         let (inode, first) = match res {
             Ok(Some(x)) => x,
             Ok(None) => continue,
-            Err(e) => return Err(e.in_path(&path_of(&stack, Some(d.name)))),
+            Err(e) => return Err(e.in_path(&path_of(&stack, Some(d.name))).into()),
         };
         let entry = Entry {
             name: d.name,
             inode,
             first,
         };
-        let descend = visitor
-            .entry(&entry)
-            .map_err(|e| e.in_path(&path_of(&stack, Some(d.name))))?;
+        let descend = visitor.entry(&entry)?;
         if first && inode.is_dir() && descend {
             let parent = stack.last().map_or(root.nid, |f| f.nid);
             let frame = Frame::new(image, &inode, parent, d.name)
@@ -461,4 +462,29 @@ pub(crate) fn walk<'a, V: Visitor<'a>>(
         c.finish(image)?;
     }
     Ok(multi.map(|multi| WalkSummary { multi }))
+}
+
+/// A visitor that only lets the walk check.
+struct Nop;
+
+impl<'a> Visitor<'a> for Nop {
+    type Error = ReadError;
+    fn root(&mut self, _: &RawInode) -> Result<(), ReadError> {
+        Ok(())
+    }
+    fn entry(&mut self, _: &Entry<'a>) -> Result<bool, ReadError> {
+        Ok(true)
+    }
+    fn leave(&mut self) -> Result<(), ReadError> {
+        Ok(())
+    }
+}
+
+/// Checks the whole image (a validating walk with nothing built).
+pub(crate) fn validate(image: &ImageView<'_>) -> Result<WalkSummary, ReadError> {
+    let opts = WalkOptions {
+        validate: true,
+        filter: None,
+    };
+    Ok(walk(image, &opts, &mut Nop)?.expect("a validating walk summarises"))
 }
