@@ -36,7 +36,11 @@ fn ours(f: impl FnOnce(&mut Vec<u8>) -> Result<(), InfoError>) -> Vec<u8> {
 /// Shows where two outputs first differ.
 fn assert_same(what: &str, ours: &[u8], c: &[u8]) {
     if ours != c {
-        let at = ours.iter().zip(c).position(|(a, b)| a != b).unwrap_or(ours.len().min(c.len()));
+        let at = ours
+            .iter()
+            .zip(c)
+            .position(|(a, b)| a != b)
+            .unwrap_or(ours.len().min(c.len()));
         let from = at.saturating_sub(200);
         panic!(
             "{what}: outputs differ at byte {at} (ours {} bytes, C {} bytes)\nours: {}\nC:    {}",
@@ -122,20 +126,23 @@ fn objects_of_several_images_are_merged_and_sorted() {
 fn missing_objects_match_c_with_a_basedir() {
     let c = corpus_image("cs9-x86_64-minimal.dump.gz");
     let all = c_info(&["objects"], &[&c.path]);
-    let objects: Vec<&[u8]> = all.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    let objects: Vec<&[u8]> = all
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
     assert!(objects.len() > 10);
     // Half of the objects exist under the basedir.
     let base = tempfile::tempdir().unwrap();
     for o in objects.iter().step_by(2) {
-        let p = base.path().join(String::from_utf8_lossy(o).trim_start_matches('/'));
+        let p = base
+            .path()
+            .join(String::from_utf8_lossy(o).trim_start_matches('/'));
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, b"").unwrap();
     }
     let basedir = format!("--basedir={}", base.path().display());
     let expect = c_info(&[&basedir, "missing-objects"], &[&c.path]);
-    let got = ours(|o| {
-        info::objects_images([&c.bytes[..]], None, true, Some(base.path()), o)
-    });
+    let got = ours(|o| info::objects_images([&c.bytes[..]], None, true, Some(base.path()), o));
     assert_same("missing-objects", &got, &expect);
     assert_eq!(
         expect.iter().filter(|&&b| b == b'\n').count(),
@@ -152,7 +159,12 @@ fn missing_objects_match_c_with_a_basedir() {
 #[test]
 fn filter_matches_c() {
     let c = corpus_image("cs9-x86_64-minimal.dump.gz");
-    for names in [&["usr"][..], &["etc", "usr", "nonexistent"], &["00"], &["var", "boot"]] {
+    for names in [
+        &["usr"][..],
+        &["etc", "usr", "nonexistent"],
+        &["00"],
+        &["var", "boot"],
+    ] {
         let filter = Filter::new(names.iter().copied()).unwrap();
         let args: Vec<String> = names.iter().map(|n| format!("--filter={n}")).collect();
         for cmd in ["dump", "ls", "objects"] {
@@ -242,8 +254,5 @@ fn dump_of_a_large_image_is_three_times_faster_than_c() {
         let bytes = std::fs::read(&c.path).unwrap();
         info::dump(&bytes, None, std::io::sink()).unwrap();
     });
-    assert!(
-        our_time * 3 <= c_time,
-        "ours {our_time:?}, C {c_time:?}"
-    );
+    assert!(our_time * 3 <= c_time, "ours {our_time:?}, C {c_time:?}");
 }

@@ -53,7 +53,9 @@ impl Filter {
         for n in names {
             let n = n.as_ref();
             if n.contains(&b'/') {
-                return Err(InfoError::BadFilter(String::from_utf8_lossy(n).into_owned()));
+                return Err(InfoError::BadFilter(
+                    String::from_utf8_lossy(n).into_owned(),
+                ));
             }
             set.insert(n.to_vec());
         }

@@ -70,7 +70,9 @@ fn build_all() -> (tempfile::TempDir, Vec<CorpusImage>) {
     let mut names: Vec<String> = std::fs::read_dir(&corpus)
         .expect("read corpus")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| (n.ends_with(".dump") || n.ends_with(".dump.gz")) && !n.starts_with("should-fail"))
+        .filter(|n| {
+            (n.ends_with(".dump") || n.ends_with(".dump.gz")) && !n.starts_with("should-fail")
+        })
         .collect();
     names.sort();
     let images = names

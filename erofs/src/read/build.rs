@@ -12,9 +12,7 @@ use super::node::{
 use super::walk::{walk, Entry, Visitor, WalkOptions};
 use super::{ReadError, ReadErrorKind as K};
 use crate::format::DataLayout;
-use crate::tree::{
-    Digest, Directory, FileData, FileType, Inode, InodeId, InodeKind, Tree, Xattr,
-};
+use crate::tree::{Digest, Directory, FileData, FileType, Inode, InodeId, InodeKind, Tree, Xattr};
 
 /// How to interpret what the writers added to an image.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -138,8 +136,7 @@ impl<'a> Builder<'a> {
         let kind = match r.file_type {
             FileType::Directory => InodeKind::Directory(Directory::default()),
             FileType::Regular
-                if !image.is_v2()
-                    && xattrs.iter().any(|x| &*x.name == UNESCAPED_WHITEOUT) =>
+                if !image.is_v2() && xattrs.iter().any(|x| &*x.name == UNESCAPED_WHITEOUT) =>
             {
                 xattrs.retain(|x| &*x.name != UNESCAPED_WHITEOUT && &*x.name != USER_WHITEOUT);
                 size = 0;
@@ -232,7 +229,11 @@ impl<'a> Builder<'a> {
         let mut parts: Vec<&[u8]> = vec![name];
         // Each directory's primary entry is found in its parent on the stack.
         for w in self.stack.windows(2).rev() {
-            if let Some(e) = tree.dir(w[0]).ok().and_then(|d| d.entries().iter().find(|e| e.inode == w[1])) {
+            if let Some(e) = tree
+                .dir(w[0])
+                .ok()
+                .and_then(|d| d.entries().iter().find(|e| e.inode == w[1]))
+            {
                 parts.push(&e.name);
             }
         }
@@ -314,7 +315,9 @@ fn drop_whiteout_marks(tree: &mut Tree, composefs_version: u32) {
             let v = &*x.value;
             !(n == UNESCAPED_WHITEOUTS
                 || n == USER_WHITEOUTS
-                || composefs_version >= 1 && (n == UNESCAPED_OPAQUE || n == USER_OPAQUE) && v == b"x")
+                || composefs_version >= 1
+                    && (n == UNESCAPED_OPAQUE || n == USER_OPAQUE)
+                    && v == b"x")
         });
     }
 }

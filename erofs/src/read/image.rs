@@ -11,7 +11,7 @@ use zerocopy::FromBytes;
 
 use super::{ReadError, ReadErrorKind as K};
 use crate::format::{
-    xattr_prefix, ComposefsHeader, CompactInode, DataLayout, Dirent, ExtendedInode, Superblock,
+    xattr_prefix, CompactInode, ComposefsHeader, DataLayout, Dirent, ExtendedInode, Superblock,
     XattrEntry, XattrHeader, BLOCK_BITS, BLOCK_SIZE, COMPOSEFS_HEADER_VERSION, COMPOSEFS_MAGIC,
     DIRENT_SIZE, EROFS_MAGIC, FEATURE_INCOMPAT_CHUNKED_FILE, INODES_START, SLOT_SIZE,
     SUPERBLOCK_OFFSET, XATTR_ENTRY_SIZE, XATTR_HEADER_SIZE,
@@ -83,10 +83,16 @@ impl<'a> ImageView<'a> {
             return Err(ReadError::at(K::BadMagic, 0));
         }
         if header.version.get() != COMPOSEFS_HEADER_VERSION {
-            return Err(ReadError::at(
-                K::BadHeaderVersion(header.version.get()),
-                4,
-            ));
+            return Err(ReadError::at(K::BadHeaderVersion(header.version.get()), 4));
+        }
+        if header.unused.iter().any(|u| u.get() != 0) {
+            return Err(ReadError::at(K::NonZeroReserved, 16));
+        }
+        if let Some(i) = bytes[32..SUPERBLOCK_OFFSET as usize]
+            .iter()
+            .position(|&b| b != 0)
+        {
+            return Err(ReadError::at(K::NonZeroReserved, 32 + i as u64));
         }
         let composefs_version = header.composefs_version.get();
         if composefs_version > MAX_COMPOSEFS_VERSION {
@@ -96,7 +102,9 @@ impl<'a> ImageView<'a> {
             ));
         }
         let sb: &Superblock = struct_at(bytes, SUPERBLOCK_OFFSET)?;
-        let field = |name: &'static str, rel: u64| ReadError::at(K::Superblock(name), SUPERBLOCK_OFFSET + rel);
+        let field = |name: &'static str, rel: u64| {
+            ReadError::at(K::Superblock(name), SUPERBLOCK_OFFSET + rel)
+        };
         if sb.magic.get() != EROFS_MAGIC {
             return Err(ReadError::at(K::BadSuperblockMagic, SUPERBLOCK_OFFSET));
         }
@@ -127,6 +135,20 @@ impl<'a> ImageView<'a> {
         }
         if sb.xattr_prefix_count != 0 {
             return Err(field("xattr_prefix_count", 91));
+        }
+        if sb.available_compr_algs.get() != 0
+            || sb.devt_slotoff.get() != 0
+            || sb.xattr_prefix_start.get() != 0
+            || sb.packed_nid.get() != 0
+            || sb.xattr_filter_reserved != 0
+            || sb.reserved2.iter().any(|&b| b != 0)
+        {
+            return Err(ReadError::at(K::NonZeroReserved, SUPERBLOCK_OFFSET + 84));
+        }
+        if sb.feature_compat.get() & crate::format::FEATURE_COMPAT_SB_CHKSUM == 0
+            && sb.checksum.get() != 0
+        {
+            return Err(field("checksum", 4));
         }
         let blocks = len / BLOCK_SIZE;
         if u64::from(sb.blocks.get()) != blocks {
@@ -174,10 +196,13 @@ impl<'a> ImageView<'a> {
             return Err(ReadError::at(K::BadInodeFormat(format), offset));
         }
         let extended = format & 1 != 0;
-        let layout = DataLayout::from_format(format)
-            .ok_or(ReadError::at(K::UnknownDataLayout, offset))?;
+        let layout =
+            DataLayout::from_format(format).ok_or(ReadError::at(K::UnknownDataLayout, offset))?;
         let mut r = if extended {
             let e: &ExtendedInode = struct_at(self.bytes, offset)?;
+            if e.reserved.get() != 0 || e.reserved2.iter().any(|&b| b != 0) {
+                return Err(ReadError::at(K::NonZeroReserved, offset));
+            }
             RawInode {
                 nid,
                 offset,
@@ -195,6 +220,9 @@ impl<'a> ImageView<'a> {
             }
         } else {
             let c: &CompactInode = struct_at(self.bytes, offset)?;
+            if c.reserved.get() != 0 || c.reserved2.get() != 0 {
+                return Err(ReadError::at(K::NonZeroReserved, offset));
+            }
             RawInode {
                 nid,
                 offset,
@@ -223,8 +251,7 @@ impl<'a> ImageView<'a> {
         if end > self.bytes.len() as u64 {
             return Err(ReadError::at(K::InodeOutOfRange, offset));
         }
-        if inline_len > 0 && inline_start / BLOCK_SIZE != (end - 1) / BLOCK_SIZE
-        {
+        if inline_len > 0 && inline_start / BLOCK_SIZE != (end - 1) / BLOCK_SIZE {
             return Err(ReadError::at(K::TailCrossesBlock, inline_start));
         }
         Ok(r)
@@ -239,6 +266,9 @@ impl<'a> ImageView<'a> {
             return Ok(XattrIter::empty(self.bytes));
         }
         let header: &XattrHeader = struct_at(self.bytes, area)?;
+        if header.reserved.iter().any(|&b| b != 0) {
+            return Err(ReadError::at(K::NonZeroReserved, area + 5));
+        }
         let shared = u64::from(header.shared_count);
         let local_start = area + XATTR_HEADER_SIZE + 4 * shared;
         let end = area + size;
@@ -448,8 +478,8 @@ impl<'a> XattrIter<'a> {
         if next > limit {
             return Err(ReadError::at(K::XattrOverrun, at));
         }
-        let prefix =
-            xattr_prefix(e.name_index).ok_or(ReadError::at(K::UnknownXattrIndex(e.name_index), at))?;
+        let prefix = xattr_prefix(e.name_index)
+            .ok_or(ReadError::at(K::UnknownXattrIndex(e.name_index), at))?;
         let suffix = slice_at(self.bytes, name_at, name_len)?;
         let full = prefix.len() + suffix.len();
         if full == 0 || full > crate::tree::NAME_MAX || suffix.contains(&0) {
@@ -530,8 +560,8 @@ impl<'a> DirChunks<'a> {
                 .ok_or(ReadError::at(K::DataOutOfRange, self.first_block))?;
             self.next += 1;
             let off = block * BLOCK_SIZE;
-            let bytes =
-                slice_at(self.bytes, off, len).map_err(|_| ReadError::at(K::DataOutOfRange, off))?;
+            let bytes = slice_at(self.bytes, off, len)
+                .map_err(|_| ReadError::at(K::DataOutOfRange, off))?;
             return Ok(Some((bytes, off)));
         }
         Ok(self.tail.take())
@@ -579,6 +609,9 @@ impl<'a> ChunkEntries<'a> {
         self.i += 1;
         let at = i as u64 * DIRENT_SIZE;
         let d: &Dirent = struct_at(self.chunk, at)?;
+        if d.reserved != 0 {
+            return Err(ReadError::at(K::NonZeroReserved, self.base + at + 11));
+        }
         let start = usize::from(d.nameoff.get());
         let err = ReadError::at(K::BadNameOffset, self.base + at);
         let end = if i + 1 < self.count {

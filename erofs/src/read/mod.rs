@@ -76,6 +76,8 @@ pub enum ReadErrorKind {
     UnknownIncompatFeatures(u32),
     #[error("superblock field {0} has a value no composefs writer produces")]
     Superblock(&'static str),
+    #[error("reserved bytes are not zero")]
+    NonZeroReserved,
     #[error("superblock says {superblock} inodes, the tree has {found}")]
     InodeCountMismatch { superblock: u64, found: u64 },
     #[error("read out of range")]

@@ -264,7 +264,9 @@ pub(crate) fn decode_c<'a>(
             n.size = 0;
             continue;
         }
-        if raw.name_is(ESCAPED_WHITEOUTS) || raw.name_is(USER_WHITEOUT) || raw.name_is(USER_WHITEOUTS)
+        if raw.name_is(ESCAPED_WHITEOUTS)
+            || raw.name_is(USER_WHITEOUT)
+            || raw.name_is(USER_WHITEOUTS)
         {
             continue;
         }

@@ -99,7 +99,11 @@ impl Claims {
         match r.file_type {
             FileType::Directory => {
                 if r.size == 0 || r.layout == DataLayout::ChunkBased {
-                    return Err(if r.size == 0 { bad_size() } else { layout_err() });
+                    return Err(if r.size == 0 {
+                        bad_size()
+                    } else {
+                        layout_err()
+                    });
                 }
                 if r.layout == DataLayout::FlatInline && r.size % BLOCK_SIZE == 0 {
                     return Err(bad_size());
@@ -209,7 +213,10 @@ impl Claims {
         }
         let meta = self.meta_end.max(self.shared_end);
         if self.data_min != u64::MAX && meta > self.data_min * BLOCK_SIZE {
-            return Err(ReadError::at(K::OverlappingBlocks, self.data_min * BLOCK_SIZE));
+            return Err(ReadError::at(
+                K::OverlappingBlocks,
+                self.data_min * BLOCK_SIZE,
+            ));
         }
         if self.inodes != image.inos {
             return Err(ReadError::at(
