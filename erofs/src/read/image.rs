@@ -401,8 +401,14 @@ impl RawInode {
                     .ok_or(ReadError::at(K::OutOfRange, self.offset))?;
                 let start = self.inline_offset();
                 if image.is_v2() {
-                    // V2 writes a single chunk entry whatever the size.
-                    4
+                    // V2 writes a single hole entry whatever the size, but only for files
+                    // with a digest; files without one have no table at all. A hole is never
+                    // zero padding nor the start of a next inode, so it is unambiguous.
+                    let hole = crate::format::NULL_ADDR.to_le_bytes();
+                    match slice_at(image.bytes(), start, 4) {
+                        Ok(b) if b == hole => 4,
+                        _ => 0,
+                    }
                 } else if start % BLOCK_SIZE + table <= BLOCK_SIZE {
                     table
                 } else if self.offset % BLOCK_SIZE == 0 {
