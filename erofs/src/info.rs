@@ -524,3 +524,98 @@ pub fn objects_images<'i>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read::tests::{image, Child};
+
+    #[test]
+    fn numbers() {
+        let mut b = Vec::new();
+        num(&mut b, 0);
+        b.push(b' ');
+        num(&mut b, u64::MAX);
+        b.push(b' ');
+        octal(&mut b, 0o100644);
+        b.push(b' ');
+        octal(&mut b, 0);
+        assert_eq!(b, b"0 18446744073709551615 100644 0");
+    }
+
+    #[test]
+    fn filter_refuses_slashes() {
+        assert!(Filter::new(["a", "b"]).unwrap().accepts(b"a"));
+        assert!(matches!(Filter::new(["a/"]), Err(InfoError::BadFilter(_))));
+    }
+
+    fn sample() -> Vec<u8> {
+        image(&[
+            Child {
+                name: b"a b",
+                mode: 0o100644,
+                data: b"-",
+                xattrs: &[(1, b"k=", b"v")],
+            },
+            Child {
+                name: b"l",
+                mode: 0o120777,
+                data: b"t t",
+                xattrs: &[],
+            },
+            Child {
+                name: b"00",
+                mode: 0o20644,
+                data: b"",
+                xattrs: &[],
+            },
+        ])
+    }
+
+    #[test]
+    fn dump_and_ls_of_a_small_image() {
+        let img = sample();
+        let mut out = Vec::new();
+        dump(&img, None, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "/ 69 40755 1 0 0 0 0.0 - - -\n\
+             /a\\x20b 1 100644 1 0 0 0 0.0 - \\x2d - user.k\\x3d=v\n\
+             /l 3 120777 1 0 0 0 0.0 t\\x20t - -\n"
+        );
+        let mut out = Vec::new();
+        ls(&img, None, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "/a b\n/l\t-> t\\x20t\n");
+        let mut out = Vec::new();
+        dump(&img, Some(&Filter::new(["l"]).unwrap()), &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "/ 69 40755 1 0 0 0 0.0 - - -\n/l 3 120777 1 0 0 0 0.0 t\\x20t - -\n"
+        );
+    }
+
+    #[test]
+    fn bad_images_print_nothing() {
+        let mut img = sample();
+        img[0] ^= 1;
+        let mut out = Vec::new();
+        assert!(matches!(
+            dump(&img, None, &mut out),
+            Err(InfoError::Read(_))
+        ));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn missing_objects_without_basedir() {
+        let mut o = Objects::new();
+        o.set.insert(b"ab/cd".to_vec());
+        o.set.insert(b"//".to_vec());
+        let mut out = Vec::new();
+        o.write_missing(None, &mut out).unwrap();
+        assert_eq!(out, b"ab/cd\n");
+        let mut out = Vec::new();
+        o.write(&mut out).unwrap();
+        assert_eq!(out, b"//\nab/cd\n");
+    }
+}

@@ -321,3 +321,56 @@ fn drop_whiteout_marks(tree: &mut Tree, composefs_version: u32) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metacopy_values() {
+        assert_eq!(parse_metacopy(b""), Ok(None));
+        let mut v = vec![0, 36, 0, 1];
+        v.extend_from_slice(&[7; 32]);
+        assert_eq!(parse_metacopy(&v), Ok(Some(Digest::Sha256([7; 32]))));
+        let mut w = vec![0, 68, 0, 2];
+        w.extend_from_slice(&[9; 64]);
+        assert_eq!(
+            parse_metacopy(&w),
+            Ok(Some(Digest::Sha512(Box::new([9; 64]))))
+        );
+        // Wrong algorithm for the length, wrong length byte, wrong version.
+        v[3] = 2;
+        assert_eq!(parse_metacopy(&v), Err(K::BadMetacopy));
+        v[3] = 1;
+        v[1] = 35;
+        assert_eq!(parse_metacopy(&v), Err(K::BadMetacopy));
+        v[1] = 36;
+        v[0] = 1;
+        assert_eq!(parse_metacopy(&v), Err(K::BadMetacopy));
+        assert_eq!(parse_metacopy(&[0, 4, 0, 1]), Err(K::BadMetacopy));
+    }
+
+    #[test]
+    fn escaped_whiteouts_come_back() {
+        use crate::read::tests::{image, Child};
+        let img = image(&[Child {
+            name: b"w",
+            mode: 0o100600,
+            data: b"",
+            xattrs: &[
+                (4, b"overlay.overlay.whiteout", b""),
+                (1, b"overlay.whiteout", b""),
+                (1, b"keep", b"1"),
+            ],
+        }]);
+        for mode in [ReadMode::Clean, ReadMode::ComposefsInfo] {
+            let t = crate::read::read_image_with(&img, mode).unwrap().tree;
+            let w = t.inode(t.lookup_path(b"/w").unwrap());
+            assert_eq!(w.kind, InodeKind::CharDevice(0), "{mode:?}");
+            assert_eq!(w.size, 0);
+            assert_eq!(w.permissions, 0o600);
+            let names: Vec<&[u8]> = w.xattrs.iter().map(|x| &*x.name).collect();
+            assert_eq!(names, [&b"user.keep"[..]], "{mode:?}");
+        }
+    }
+}

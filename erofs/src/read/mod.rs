@@ -227,3 +227,6 @@ pub fn read_image_with(bytes: &[u8], mode: ReadMode) -> Result<Image, ReadError>
 pub fn validate(bytes: &[u8]) -> Result<(), ReadError> {
     walk::validate(&ImageView::new(bytes)?).map(|_| ())
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

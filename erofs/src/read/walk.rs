@@ -258,8 +258,11 @@ pub(crate) struct WalkOptions<'f> {
     /// inode count is right; also record which inodes are met more than once.
     pub validate: bool,
     /// Only visit top-level names this accepts (composefs-info `--filter`).
-    pub filter: Option<&'f dyn Fn(&[u8]) -> bool>,
+    pub filter: Option<&'f NameFilter<'f>>,
 }
+
+/// Decides which top-level names a walk visits.
+pub(crate) type NameFilter<'f> = dyn Fn(&[u8]) -> bool + 'f;
 
 /// What a validating walk learned.
 pub(crate) struct WalkSummary {
