@@ -178,12 +178,38 @@ struct DumpVisitor<'a, 's, W: Write> {
     out: Out<W>,
     path: PathBuf,
     multi: &'s BitSet,
-    first_paths: HashMap<u64, Box<[u8]>>,
+    /// Where each directory and each hardlinked inode was first met: parent nid and name.
+    /// Paths are rebuilt from these when needed, so memory stays linear in the image even
+    /// for deep trees with many hardlinks.
+    first_at: HashMap<u64, (u64, &'a [u8])>,
+    /// The nids of the directories being walked, the root first.
+    dirs: Vec<u64>,
+    /// Scratch for rebuilt paths.
+    target: Vec<u8>,
     cx: CXattrs<'a>,
     content: Vec<u8>,
 }
 
 impl<'a, W: Write> DumpVisitor<'a, '_, W> {
+    /// Rebuilds the path where `nid` was first met (C's `node_build_path`).
+    fn first_path(&self, nid: u64, out: &mut Vec<u8>) {
+        out.clear();
+        let mut names: Vec<&[u8]> = Vec::new();
+        let mut cur = nid;
+        // Each step goes to a directory met earlier, so this ends at the root.
+        while let Some(&(parent, name)) = self.first_at.get(&cur) {
+            names.push(name);
+            if names.len() > self.first_at.len() {
+                break;
+            }
+            cur = parent;
+        }
+        for n in names.iter().rev() {
+            out.push(b'/');
+            out.extend_from_slice(n);
+        }
+    }
+
     /// One dump line: `node` printed under `path`, as an `@` line to `link` if given.
     fn line(&mut self, path: &[u8], node: &CNode<'a>, link: Option<&[u8]>) {
         let b = &mut self.out.buf;
@@ -269,27 +295,31 @@ impl<'a, W: Write> Visitor<'a> for DumpVisitor<'a, '_, W> {
         self.path.set(e.name);
         let node = decode_c(&self.image, &e.inode, &mut self.cx)?;
         let path = std::mem::take(&mut self.path.path);
+        let parent = self.dirs.last().copied().unwrap_or(self.image.root_nid);
         if e.first {
             self.line(&path, &node, None);
-            if self.multi.get(e.inode.nid) {
-                self.first_paths.insert(e.inode.nid, path.as_slice().into());
+            if self.multi.get(e.inode.nid) || e.inode.is_dir() {
+                self.first_at.insert(e.inode.nid, (parent, e.name));
             }
         } else {
-            let target = self.first_paths.remove(&e.inode.nid).unwrap_or_default();
+            let mut target = std::mem::take(&mut self.target);
+            self.first_path(e.inode.nid, &mut target);
             self.line(&path, &node, Some(&target));
-            self.first_paths.insert(e.inode.nid, target);
+            self.target = target;
         }
         self.path.path = path;
         self.out.maybe_flush()?;
         let descend = e.first && e.inode.is_dir();
         if descend {
             self.path.enter();
+            self.dirs.push(e.inode.nid);
         }
         Ok(descend)
     }
 
     fn leave(&mut self) -> Result<(), InfoError> {
         self.path.leave();
+        self.dirs.pop();
         Ok(())
     }
 }
@@ -303,7 +333,9 @@ pub fn dump(image: &[u8], filter: Option<&Filter>, out: impl Write) -> Result<()
         out: Out::new(out),
         path: PathBuf::default(),
         multi: &summary.multi,
-        first_paths: HashMap::new(),
+        first_at: HashMap::new(),
+        dirs: Vec::new(),
+        target: Vec::new(),
         cx: CXattrs::new(),
         content: Vec::new(),
     };
