@@ -15,6 +15,7 @@ pub mod atomic;
 pub mod dumpfile;
 pub mod format;
 pub mod fsverity;
+pub mod info;
 pub mod karg;
 pub mod oci;
 pub mod read;
