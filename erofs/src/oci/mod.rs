@@ -8,8 +8,8 @@
 
 #![forbid(unsafe_code)]
 
-//pub mod boot;
-//pub mod layout;
+pub mod boot;
+pub mod layout;
 pub mod merge;
 pub mod tar;
 
