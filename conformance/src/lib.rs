@@ -1,3 +1,6 @@
-//! The conformance suite's shared parts: where the oracles are, and helpers to run them.
+//! The conformance suite's shared parts: where the oracles are, helpers to run them, and the
+//! kernel mount harness.
 
+pub mod kernel;
 pub mod oracle;
+pub mod walk;

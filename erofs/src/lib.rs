@@ -11,6 +11,7 @@
 //!
 //! Arrows point down only: the tree imports no input or writer, the reader imports no writer.
 
+pub mod atomic;
 pub mod dumpfile;
 pub mod format;
 pub mod fsverity;
@@ -18,6 +19,7 @@ pub mod karg;
 pub mod oci;
 pub mod read;
 pub mod scan;
+pub mod store;
 pub mod tree;
 pub mod write;
 mod xxh32;
@@ -26,3 +28,13 @@ pub use tree::{
     Digest, DirEntry, FileData, FileType, HashAlgorithm, Inode, InodeId, InodeKind, Mtime, Tree,
     Xattr,
 };
+
+/// An I/O error as C's `strerror` would print it: the OS message without Rust's
+/// ` (os error N)` suffix, so that messages match the C tools'.
+pub fn io_message(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match (e.raw_os_error(), s.rfind(" (os error ")) {
+        (Some(_), Some(i)) => s[..i].to_string(),
+        _ => s,
+    }
+}
