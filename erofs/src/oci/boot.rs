@@ -71,8 +71,9 @@ pub enum BootError {
 /// A boot resource found in the image before `/boot` is emptied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BootResource {
-    /// `/boot/loader/entries/*.conf`.
-    Type1Entry(String),
+    /// `/boot/loader/entries/*.conf` and the files its `linux`, `initrd` and `efi` lines name
+    /// (paths from the image root; each must be a regular file).
+    Type1Entry { path: String, files: Vec<String> },
     /// `/boot/EFI/Linux/*.efi` (a UKI) and `/boot/loader/addons/*.efi`.
     Type2Entry(String),
     /// `/usr/lib/modules/<kver>/` holding `vmlinuz` (and maybe `initramfs.img`).
@@ -83,10 +84,14 @@ fn lookup_dir(tree: &Tree, path: &[u8]) -> Option<InodeId> {
     tree.lookup_path(path).filter(|&id| tree.inode(id).is_dir())
 }
 
-/// Lists the boot resources of an image (informative; they do not change the image id).
-pub fn boot_resources(tree: &Tree) -> Vec<BootResource> {
+/// Lists the boot resources of an image. They do not change the image id, but a Type 1 entry
+/// naming a missing file makes the transform fail, as in composefs-boot.
+pub fn boot_resources(
+    tree: &Tree,
+    content: &dyn ContentSource,
+) -> Result<Vec<BootResource>, BootError> {
     let mut out = Vec::new();
-    let files = |dir: &[u8], suffix: &[u8]| -> Vec<String> {
+    let files = |dir: &[u8], suffix: &[u8]| -> Vec<(Vec<u8>, InodeId)> {
         let Some(d) = lookup_dir(tree, dir) else {
             return Vec::new();
         };
@@ -94,23 +99,60 @@ pub fn boot_resources(tree: &Tree) -> Vec<BootResource> {
             .map(|d| {
                 d.entries()
                     .iter()
-                    .filter(|e| e.name.ends_with(suffix) && !tree.inode(e.inode).is_dir())
-                    .map(|e| format!("/{}/{}", display_bytes(dir), display_bytes(&e.name)))
+                    .filter(|e| e.name.ends_with(suffix))
+                    .map(|e| {
+                        let mut p = dir.to_vec();
+                        p.push(b'/');
+                        p.extend_from_slice(&e.name);
+                        (p, e.inode)
+                    })
                     .collect()
             })
             .unwrap_or_default()
     };
-    out.extend(
-        files(b"boot/loader/entries", b".conf")
-            .into_iter()
-            .map(BootResource::Type1Entry),
-    );
+    for (path, _) in files(b"boot/loader/entries", b".conf") {
+        let text = read_file(tree, &path, content)?.unwrap_or_default();
+        let bad = |reason: String| BootError::BadFile {
+            path: display_bytes(&path),
+            reason,
+        };
+        let text = String::from_utf8(text).map_err(|_| bad("not UTF-8".into()))?;
+        let mut named = Vec::new();
+        for key in ["linux", "initrd", "efi"] {
+            for line in text.split_terminator('\n') {
+                let Some(rest) = line.strip_prefix(key) else {
+                    continue;
+                };
+                if !rest.starts_with(|c: char| c.is_ascii_whitespace()) {
+                    continue;
+                }
+                let value = rest.trim_start();
+                let rel = crate::oci::tar::normalize_path(value.as_bytes())
+                    .map_err(|e| bad(format!("{key} {value}: {e}")))?;
+                let ok = !rel.is_empty()
+                    && tree
+                        .lookup_path(&rel)
+                        .is_some_and(|id| matches!(tree.inode(id).kind, InodeKind::Regular(_)));
+                if !ok {
+                    return Err(bad(format!("{key} {value}: no such regular file")));
+                }
+                named.push(value.to_owned());
+            }
+        }
+        out.push(BootResource::Type1Entry {
+            path: format!("/{}", display_bytes(&path)),
+            files: named,
+        });
+    }
     for dir in [&b"boot/EFI/Linux"[..], b"boot/loader/addons"] {
-        out.extend(
-            files(dir, b".efi")
-                .into_iter()
-                .map(BootResource::Type2Entry),
-        );
+        for (path, id) in files(dir, b".efi") {
+            if !tree.inode(id).is_dir() {
+                out.push(BootResource::Type2Entry(format!(
+                    "/{}",
+                    display_bytes(&path)
+                )));
+            }
+        }
     }
     if let Some(modules) = lookup_dir(tree, b"usr/lib/modules") {
         for e in tree.dir(modules).map(|d| d.entries()).unwrap_or_default() {
@@ -122,7 +164,7 @@ pub fn boot_resources(tree: &Tree) -> Vec<BootResource> {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Applies the bootable transform in place and returns the boot resources it found.
@@ -130,7 +172,7 @@ pub fn transform_for_boot(
     tree: &mut Tree,
     content: &dyn ContentSource,
 ) -> Result<Vec<BootResource>, BootError> {
-    let resources = boot_resources(tree);
+    let resources = boot_resources(tree, content)?;
     let usr = lookup_dir(tree, b"usr").ok_or_else(|| BootError::MissingDir("usr".into()))?;
     let usr_mtime = tree.inode(usr).mtime;
     for name in ["boot", "sysroot"] {
@@ -535,6 +577,42 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(label(&t, "usr/sh-link"), Some(&b"u:r:usr_t"[..]));
         assert_eq!((t.inode(a).nlink, t.inode(b).nlink), (1, 1));
+    }
+
+    #[test]
+    fn type1_entries_must_name_existing_files() {
+        let mut l = base();
+        l.dir("boot/loader", 0o755)
+            .dir("boot/loader/entries", 0o755)
+            .file(
+                "boot/loader/entries/a.conf",
+                b"title a\nlinux /boot/vmlinuz\n",
+            )
+            .dir("usr/lib", 0o755)
+            .dir("usr/lib/modules", 0o755)
+            .dir("usr/lib/modules/6.1", 0o755)
+            .file("usr/lib/modules/6.1/vmlinuz", b"k");
+        let t = tree(&mut l);
+        assert_eq!(
+            boot_resources(&t, &NoContent).unwrap(),
+            [
+                BootResource::Type1Entry {
+                    path: "/boot/loader/entries/a.conf".into(),
+                    files: vec!["/boot/vmlinuz".into()]
+                },
+                BootResource::ModulesKernel {
+                    kver: "6.1".into(),
+                    initramfs: false
+                }
+            ]
+        );
+        let mut l = base();
+        l.dir("boot/loader", 0o755)
+            .dir("boot/loader/entries", 0o755)
+            .file("boot/loader/entries/a.conf", b"linux /vmlinuz\n");
+        let mut t = tree(&mut l);
+        let err = transform_for_boot(&mut t, &NoContent).unwrap_err();
+        assert!(err.to_string().contains("linux /vmlinuz"), "{err}");
     }
 
     #[test]

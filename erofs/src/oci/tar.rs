@@ -202,6 +202,31 @@ fn to_u32(field: &'static str, value: u64) -> Result<u32, EntryFault> {
     u32::try_from(value).map_err(|_| EntryFault::IdTooLarge { field, value })
 }
 
+/// Parses a numeric header field as tar implementations do: octal digits between padding
+/// (spaces, NULs; the field ends at the first NUL, so an all-NUL field is 0), or GNU base-256
+/// when the high bit of the first byte is set. The `tar` crate rejects empty fields, which
+/// real archives (crates.io `.crate` files) contain.
+pub fn parse_numeric(field: &[u8]) -> Option<u64> {
+    if field.first().is_some_and(|b| b & 0x80 != 0) {
+        let mut v: u64 = 0;
+        for (i, &b) in field.iter().enumerate() {
+            let b = if i == 0 { b & 0x7f } else { b };
+            v = v.checked_mul(256)?.checked_add(u64::from(b))?;
+        }
+        return Some(v);
+    }
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    let ws = |b: &u8| b.is_ascii_whitespace() || *b == 0x0b;
+    let digits = &field[..end];
+    let start = digits.iter().position(|b| !ws(b)).unwrap_or(digits.len());
+    let stop = digits.iter().rposition(|b| !ws(b)).map_or(start, |p| p + 1);
+    let digits = &digits[start..stop];
+    if digits.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(std::str::from_utf8(digits).ok()?, 8).ok()
+}
+
 /// Linux `makedev` (glibc encoding) truncated to the 32 bits EROFS stores.
 pub fn makedev(major: u32, minor: u32) -> u32 {
     let full: u64 = ((u64::from(major) & 0xffff_f000) << 32)
@@ -356,7 +381,11 @@ fn convert<R: Read>(
     };
     let path = normalize_path(&raw_path).map_err(fault)?;
     let header = entry.header();
-    let hdr = |e: io::Error| fault(EntryFault::Header(e.to_string()));
+    let old = header.as_old();
+    let numeric = |field: &'static str, bytes: &[u8]| {
+        parse_numeric(bytes)
+            .ok_or_else(|| fault(EntryFault::Header(format!("invalid {field} field"))))
+    };
     let link_target = || -> Option<Vec<u8>> {
         pax.linkpath
             .clone()
@@ -384,11 +413,14 @@ fn convert<R: Read>(
             Some(InodeKind::Symlink(target.into()))
         }
         T::Char | T::Block => {
-            let major = header.device_major().map_err(hdr)?;
-            let minor = header.device_minor().map_err(hdr)?;
-            let (Some(major), Some(minor)) = (major, minor) else {
-                return Err(fault(EntryFault::MissingDeviceNumbers));
+            // Old (v7) headers have no device fields.
+            let (major, minor) = match (header.as_ustar(), header.as_gnu()) {
+                (Some(u), _) => (u.dev_major, u.dev_minor),
+                (None, Some(g)) => (g.dev_major, g.dev_minor),
+                _ => return Err(fault(EntryFault::MissingDeviceNumbers)),
             };
+            let major = numeric("device major", &major)? as u32;
+            let minor = numeric("device minor", &minor)? as u32;
             let rdev = makedev(major, minor);
             Some(if kind == T::Char {
                 InodeKind::CharDevice(rdev)
@@ -401,19 +433,19 @@ fn convert<R: Read>(
         other => return Err(fault(EntryFault::UnsupportedType(other.as_byte()))),
     };
 
-    let mode = header.mode().map_err(hdr)?;
+    let mode = numeric("mode", &old.mode)?;
     let uid = match pax.uid {
         Some(v) => v,
-        None => header.uid().map_err(hdr)?,
+        None => numeric("uid", &old.uid)?,
     };
     let gid = match pax.gid {
         Some(v) => v,
-        None => header.gid().map_err(hdr)?,
+        None => numeric("gid", &old.gid)?,
     };
     let mtime = match pax.mtime {
         Some(m) => m,
         None => {
-            let sec = header.mtime().map_err(hdr)?;
+            let sec = numeric("mtime", &old.mtime)?;
             let sec = i64::try_from(sec).map_err(|_| fault(EntryFault::MtimeTooLarge(sec)))?;
             Mtime::new(sec, 0)
         }
@@ -524,6 +556,17 @@ mod tests {
                 m(bad)
             );
         }
+    }
+
+    #[test]
+    fn numeric_fields_parse_like_tar() {
+        assert_eq!(parse_numeric(b"0000644\0"), Some(0o644));
+        assert_eq!(parse_numeric(b"\0\0\0\0\0\0\0\0"), Some(0));
+        assert_eq!(parse_numeric(b"        "), Some(0));
+        assert_eq!(parse_numeric(b"  755 \0"), Some(0o755));
+        assert_eq!(parse_numeric(b"\x80\0\0\0\0\0\x01\x00"), Some(256));
+        assert_eq!(parse_numeric(b"12 34\0"), None);
+        assert_eq!(parse_numeric(b"0009\0"), None);
     }
 
     #[test]
