@@ -3,4 +3,5 @@
 
 pub mod kernel;
 pub mod oracle;
+pub mod strategy;
 pub mod walk;
