@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cfs_erofs::oci::boot::{transform_for_boot, DigestStore};
+use cfs_erofs::oci::ids::{image_id as our_id, IdVersion};
 use cfs_erofs::oci::layout::tree_from_layout;
 use cfs_erofs::oci::{TarOptions, XattrFilter};
 use cfs_erofs::tree::{FileData, HashAlgorithm, InodeId, InodeKind, Tree};
@@ -185,11 +186,21 @@ fn compare<H: FsVerityHashValue>(name: &str, alg: HashAlgorithm) -> String {
         "{name}: plain tree"
     );
 
-    let mut ids = format!(
-        "expected_v1_id: {}\nexpected_v2_id: {}\n",
+    let (v1, v2) = (
         image_id(&theirs.fs, FormatVersion::V1),
-        image_id(&theirs.fs, FormatVersion::V2)
+        image_id(&theirs.fs, FormatVersion::V2),
     );
+    assert_eq!(
+        our_id(&ours.tree, IdVersion::V1, alg).unwrap().to_hex(),
+        v1,
+        "{name}: V1 id"
+    );
+    assert_eq!(
+        our_id(&ours.tree, IdVersion::V2, alg).unwrap().to_hex(),
+        v2,
+        "{name}: V2 id"
+    );
+    let mut ids = format!("expected_v1_id: {v1}\nexpected_v2_id: {v2}\n");
     let mut boot = theirs.fs.clone();
     let their_boot = boot.transform_for_boot(&theirs.repo);
     let our_boot = transform_for_boot(&mut ours.tree, &DigestStore(ours.store.path().to_owned()));
@@ -210,11 +221,15 @@ fn compare<H: FsVerityHashValue>(name: &str, alg: HashAlgorithm) -> String {
                 dump(&boot),
                 "{name}: bootable tree"
             );
-            ids += &format!(
-                "expected_v1_bootable_id: {}\nexpected_v2_bootable_id: {}\n",
+            let (v1, v2) = (
                 image_id(&boot, FormatVersion::V1),
-                image_id(&boot, FormatVersion::V2)
+                image_id(&boot, FormatVersion::V2),
             );
+            let ours_v1 = our_id(&ours.tree, IdVersion::V1, alg).unwrap().to_hex();
+            let ours_v2 = our_id(&ours.tree, IdVersion::V2, alg).unwrap().to_hex();
+            assert_eq!(ours_v1, v1, "{name}: bootable V1 id");
+            assert_eq!(ours_v2, v2, "{name}: bootable V2 id");
+            ids += &format!("expected_v1_bootable_id: {v1}\nexpected_v2_bootable_id: {v2}\n");
         }
         (Err(_), Err(_)) => ids += "bootable: not a bootable image (both refuse)\n",
         (a, b) => panic!("{name}: bootable transform disagrees: theirs {a:?}, ours {b:?}"),

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod boot;
+pub mod ids;
 pub mod layout;
 pub mod merge;
 pub mod tar;
