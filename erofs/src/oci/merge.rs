@@ -221,7 +221,7 @@ fn components_with_end(path: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
 /// non-directory, and 2 plus the number of subdirectories for a directory.
 pub fn set_nlinks(tree: &mut Tree) {
     let refs = tree.reference_counts();
-    for i in 0..tree.len() {
+    for (i, &names) in refs.iter().enumerate() {
         let id = InodeId(i as u32);
         let nlink = match tree.inode(id).as_dir() {
             Some(d) => {
@@ -231,7 +231,7 @@ pub fn set_nlinks(tree: &mut Tree) {
                     .filter(|e| !e.link && tree.inode(e.inode).is_dir())
                     .count() as u32
             }
-            None => refs[i],
+            None => names,
         };
         tree.inode_mut(id).nlink = nlink;
     }

@@ -274,7 +274,7 @@ fn compressed_layers_are_detected() {
     gz.write_all(&plain).unwrap();
     let gz = gz.finish().unwrap();
     let zst = zstd::encode_all(&plain[..], 3).unwrap();
-    let want = merged(&[plain.clone()]).unwrap();
+    let want = merged(std::slice::from_ref(&plain)).unwrap();
     for data in [gz, zst] {
         assert_eq!(merged(&[data]).unwrap(), want);
     }
@@ -376,7 +376,7 @@ fn oci_transform_rules() {
         .pax(&[("SCHILY.xattr.security.capability", b"cap")])
         .file("usr/ping", b"")
         .bytes();
-    let mut t = merged(&[layer.clone()]).unwrap();
+    let mut t = merged(std::slice::from_ref(&layer)).unwrap();
     transform_for_oci(&mut t, XattrFilter::AllowlistOnly).unwrap();
     let root = t.root();
     assert_eq!(root.permissions, 0o751);
