@@ -1,0 +1,267 @@
+//! OCI ingestion against composefs-rs 0.9.4, on every fixture of `fixtures/oci/`.
+//!
+//! composefs-oci imports each layout into a temporary repository and builds its filesystem
+//! (`create_filesystem`, then `transform_for_boot` for the bootable tree); we build ours from the
+//! same folder. Both trees are printed with composefs-rs's own dumpfile writer (ours converted to
+//! its tree type first), so every stat field, xattr, content reference and hardlink is compared.
+//! The image ids composefs-rs computes for each fixture (V1 and V2, plain and bootable) are
+//! pinned in insta snapshots, ready for the comparison with our writer.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cfs_erofs::oci::boot::{transform_for_boot, DigestStore};
+use cfs_erofs::oci::ids::{image_id as our_id, IdVersion};
+use cfs_erofs::oci::layout::tree_from_layout;
+use cfs_erofs::oci::{TarOptions, XattrFilter};
+use cfs_erofs::tree::{FileData, HashAlgorithm, InodeId, InodeKind, Tree};
+
+use composefs::dumpfile::write_dumpfile;
+use composefs::erofs::format::{FormatConfig, FormatVersion};
+use composefs::erofs::writer::{mkfs_erofs_versioned, ValidatedFileSystem};
+use composefs::fsverity::{compute_verity, FsVerityHashValue, Sha256HashValue, Sha512HashValue};
+use composefs::generic_tree::{OciTransformOptions, XattrFiltering};
+use composefs::repository::{Repository, RepositoryConfig};
+use composefs::tree::{Directory, FileSystem, Inode, LeafContent, RegularFile, Stat};
+use composefs_boot::BootOps;
+
+const FIXTURES: [&str; 4] = ["synthetic", "debian", "crate", "bootable"];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/oci")
+        .join(name)
+}
+
+/// Our tree in composefs-rs's tree type, hardlinks kept as shared leaves.
+fn to_theirs<H: FsVerityHashValue>(t: &Tree) -> FileSystem<H> {
+    fn stat(t: &Tree, id: InodeId) -> Stat {
+        let i = t.inode(id);
+        Stat {
+            st_mode: u32::from(i.permissions),
+            st_uid: i.uid,
+            st_gid: i.gid,
+            st_mtim_sec: i.mtime.sec,
+            st_mtim_nsec: i.mtime.nsec,
+            xattrs: i
+                .xattrs
+                .iter()
+                .map(|x| (Box::from(OsStr::from_bytes(&x.name)), x.value.clone()))
+                .collect(),
+        }
+    }
+    fn dir<H: FsVerityHashValue>(
+        t: &Tree,
+        id: InodeId,
+        fs: &mut FileSystem<H>,
+        leaves: &mut HashMap<InodeId, composefs::generic_tree::LeafId>,
+    ) -> Directory<H> {
+        let mut d = Directory::new(stat(t, id));
+        for e in t.dir(id).unwrap().entries() {
+            let name = OsStr::from_bytes(&e.name);
+            let inode = t.inode(e.inode);
+            if inode.is_dir() {
+                let sub = dir(t, e.inode, fs, leaves);
+                d.insert(name, Inode::Directory(Box::new(sub)));
+                continue;
+            }
+            let leaf = match leaves.get(&e.inode) {
+                Some(&l) => l,
+                None => {
+                    let content = match &inode.kind {
+                        InodeKind::Regular(FileData::Inline(c)) => {
+                            LeafContent::Regular(RegularFile::Inline(c.to_vec().into()))
+                        }
+                        InodeKind::Regular(FileData::External { digest, .. }) => {
+                            let d = digest.as_ref().expect("external files carry a digest");
+                            LeafContent::Regular(RegularFile::External(
+                                H::from_hex(d.to_hex()).unwrap(),
+                                inode.size,
+                            ))
+                        }
+                        InodeKind::Symlink(target) => {
+                            LeafContent::Symlink(Box::from(OsStr::from_bytes(target)))
+                        }
+                        InodeKind::CharDevice(r) => LeafContent::CharacterDevice(u64::from(*r)),
+                        InodeKind::BlockDevice(r) => LeafContent::BlockDevice(u64::from(*r)),
+                        InodeKind::Fifo => LeafContent::Fifo,
+                        InodeKind::Socket => LeafContent::Socket,
+                        InodeKind::Directory(_) => unreachable!(),
+                    };
+                    let l = fs.push_leaf(stat(t, e.inode), content);
+                    leaves.insert(e.inode, l);
+                    l
+                }
+            };
+            d.insert(name, Inode::leaf(leaf));
+        }
+        d
+    }
+    let mut fs = FileSystem::new(stat(t, InodeId::ROOT));
+    let mut leaves = HashMap::new();
+    fs.root = dir(t, InodeId::ROOT, &mut fs, &mut leaves);
+    fs
+}
+
+fn dump<H: FsVerityHashValue>(fs: &FileSystem<H>) -> String {
+    let mut out = Vec::new();
+    write_dumpfile(&mut out, fs).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+/// composefs-rs's view of one fixture: repository, plain tree.
+struct Theirs<H: FsVerityHashValue> {
+    _dir: tempfile::TempDir,
+    repo: Arc<Repository<H>>,
+    fs: FileSystem<H>,
+}
+
+fn import<H: FsVerityHashValue>(name: &str, filter: XattrFiltering) -> Theirs<H> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = RepositoryConfig::new(H::ALGORITHM).set_insecure();
+    config.erofs_formats = FormatConfig {
+        default: FormatVersion::V1,
+        extra: [FormatVersion::V2].into(),
+    };
+    let (repo, _) = Repository::init_path(rustix::fs::CWD, dir.path().join("repo"), config)
+        .expect("init repository");
+    let repo = Arc::new(repo);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (pull, _) = rt
+        .block_on(composefs_oci::oci_layout::import_oci_layout(
+            &repo,
+            composefs_oci::oci_layout::OciLayoutKind::Directory,
+            &fixture(name),
+            None,
+            Arc::new(composefs::progress::NullReporter),
+        ))
+        .expect("composefs-oci import");
+    let fs = composefs_oci::image::create_filesystem(
+        &repo,
+        &pull.config_digest,
+        Some(&pull.config_verity),
+        &OciTransformOptions { xattrs: filter },
+    )
+    .expect("composefs-oci create_filesystem");
+    Theirs {
+        _dir: dir,
+        repo,
+        fs,
+    }
+}
+
+struct Ours {
+    store: tempfile::TempDir,
+    tree: Tree,
+}
+
+fn ours(name: &str, alg: HashAlgorithm, filter: XattrFilter) -> Ours {
+    let store = tempfile::tempdir().unwrap();
+    let opts = TarOptions {
+        algorithm: alg,
+        digest_store: Some(store.path().to_owned()),
+    };
+    let tree = tree_from_layout(fixture(name), None, &opts, filter).expect("our ingestion");
+    Ours { store, tree }
+}
+
+fn image_id<H: FsVerityHashValue>(fs: &FileSystem<H>, version: FormatVersion) -> String {
+    let validated = ValidatedFileSystem::new(fs.clone()).unwrap();
+    compute_verity::<H>(&mkfs_erofs_versioned(&validated, version)).to_hex()
+}
+
+/// Compares plain and bootable trees for one fixture and returns composefs-rs's image ids.
+fn compare<H: FsVerityHashValue>(name: &str, alg: HashAlgorithm) -> String {
+    let theirs = import::<H>(name, XattrFiltering::AllowlistOnly);
+    let mut ours = ours(name, alg, XattrFilter::AllowlistOnly);
+    let expected = dump(&theirs.fs);
+    assert_eq!(
+        dump(&to_theirs::<H>(&ours.tree)),
+        expected,
+        "{name}: plain tree"
+    );
+
+    let (v1, v2) = (
+        image_id(&theirs.fs, FormatVersion::V1),
+        image_id(&theirs.fs, FormatVersion::V2),
+    );
+    assert_eq!(
+        our_id(&ours.tree, IdVersion::V1, alg).unwrap().to_hex(),
+        v1,
+        "{name}: V1 id"
+    );
+    assert_eq!(
+        our_id(&ours.tree, IdVersion::V2, alg).unwrap().to_hex(),
+        v2,
+        "{name}: V2 id"
+    );
+    let mut ids = format!("expected_v1_id: {v1}\nexpected_v2_id: {v2}\n");
+    let mut boot = theirs.fs.clone();
+    let their_boot = boot.transform_for_boot(&theirs.repo);
+    let our_boot = transform_for_boot(&mut ours.tree, &DigestStore(ours.store.path().to_owned()));
+    match (their_boot, our_boot) {
+        (Ok(_), Ok(_)) => {
+            if name == "bootable" {
+                // The image's own policy was applied (not just labels stripped), and a
+                // hardlink whose names get different labels was split.
+                let d = dump(&boot);
+                assert!(
+                    d.contains("tool_exec_t") && d.contains("modules_object_t"),
+                    "{d}"
+                );
+                assert!(!d.contains("host_t"), "{d}");
+            }
+            assert_eq!(
+                dump(&to_theirs::<H>(&ours.tree)),
+                dump(&boot),
+                "{name}: bootable tree"
+            );
+            let (v1, v2) = (
+                image_id(&boot, FormatVersion::V1),
+                image_id(&boot, FormatVersion::V2),
+            );
+            let ours_v1 = our_id(&ours.tree, IdVersion::V1, alg).unwrap().to_hex();
+            let ours_v2 = our_id(&ours.tree, IdVersion::V2, alg).unwrap().to_hex();
+            assert_eq!(ours_v1, v1, "{name}: bootable V1 id");
+            assert_eq!(ours_v2, v2, "{name}: bootable V2 id");
+            ids += &format!("expected_v1_bootable_id: {v1}\nexpected_v2_bootable_id: {v2}\n");
+        }
+        (Err(_), Err(_)) => ids += "bootable: not a bootable image (both refuse)\n",
+        (a, b) => panic!("{name}: bootable transform disagrees: theirs {a:?}, ours {b:?}"),
+    }
+    ids
+}
+
+#[test]
+fn sha256_trees_and_ids_match_composefs_rs() {
+    for name in FIXTURES {
+        let ids = compare::<Sha256HashValue>(name, HashAlgorithm::Sha256);
+        insta::assert_snapshot!(format!("{name}_sha256"), ids);
+    }
+}
+
+#[test]
+fn sha512_trees_match_composefs_rs() {
+    for name in FIXTURES {
+        let ids = compare::<Sha512HashValue>(name, HashAlgorithm::Sha512);
+        insta::assert_snapshot!(format!("{name}_sha512"), ids);
+    }
+}
+
+#[test]
+fn user_xattrs_kept_like_composefs_rs() {
+    let theirs = import::<Sha256HashValue>("synthetic", XattrFiltering::KeepUserXattrs);
+    let ours = ours(
+        "synthetic",
+        HashAlgorithm::Sha256,
+        XattrFilter::KeepUserXattrs,
+    );
+    let expected = dump(&theirs.fs);
+    assert!(expected.contains("user.note"));
+    assert_eq!(dump(&to_theirs::<Sha256HashValue>(&ours.tree)), expected);
+}

@@ -1,0 +1,588 @@
+//! Reading one tar layer into composefs entries, streaming.
+//!
+//! Each tar member becomes a [`TarEntry`]: a normalised path and either an [`Inode`] (with the
+//! member's metadata) or a hardlink target. Regular files of at most [`INLINE_MAX`] bytes are
+//! kept inline; larger ones are hashed (fs-verity) as their bytes stream by and become external
+//! objects named by that digest, optionally written into a digest store. Nothing holds a whole
+//! layer or a whole large file in memory.
+//!
+//! The `tar` crate resolves GNU long names, the ustar prefix and PAX `size`; PAX `path` and
+//! `linkpath` it ranks below GNU long names, and PAX `uid`, `gid`, `mtime` and `SCHILY.xattr.*`
+//! it leaves to us, so those are read here from the raw PAX records (PAX wins over everything,
+//! as in composefs-rs).
+//!
+//! Divergences from composefs-rs 0.9.4 (which reads PAX through `tar-core`), all on malformed
+//! input: a PAX `mtime` fraction that is not all digits (`1.5x`) is an error here, where
+//! composefs-rs silently uses 0 ns; a uid or gid above 2^32-1 is an error here, where
+//! composefs-rs truncates it. A negative PAX `mtime` (`-1.5`) is an error in both.
+
+#![forbid(unsafe_code)]
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::fsverity::FsVerityHasher;
+use crate::tree::{display_bytes, FileData, HashAlgorithm, Inode, InodeKind, Mtime};
+
+/// Largest regular file kept inline; larger files become external objects.
+pub const INLINE_MAX: u64 = 64;
+
+/// Size of the buffer content is streamed through.
+const CHUNK: usize = 64 * 1024;
+
+/// How layers are read.
+#[derive(Clone, Debug)]
+pub struct TarOptions {
+    /// fs-verity algorithm naming external objects.
+    pub algorithm: HashAlgorithm,
+    /// If set, external objects are written here as `XX/rest`.
+    pub digest_store: Option<PathBuf>,
+}
+
+impl Default for TarOptions {
+    fn default() -> Self {
+        TarOptions {
+            algorithm: HashAlgorithm::Sha256,
+            digest_store: None,
+        }
+    }
+}
+
+/// One tar member, ready to be applied to a tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TarEntry {
+    /// Normalised path: components joined by `/`, no leading or trailing `/`, no `.`; empty for
+    /// the root directory.
+    pub path: Box<[u8]>,
+    pub item: TarItem,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TarItem {
+    /// A directory, file, symlink, device or FIFO with its metadata.
+    Node(Inode),
+    /// A hardlink to the (normalised) path of an earlier member.
+    Hardlink(Box<[u8]>),
+}
+
+/// What is wrong with one member.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryFault {
+    #[error("path component `..` is not allowed")]
+    DotDot,
+    #[error("invalid PAX mtime `{0}` (expected non-negative decimal seconds)")]
+    BadPaxMtime(String),
+    #[error("invalid PAX {key} `{value}`")]
+    BadPaxNumber { key: &'static str, value: String },
+    #[error("{field} {value} does not fit in 32 bits")]
+    IdTooLarge { field: &'static str, value: u64 },
+    #[error("mtime {0} is out of range")]
+    MtimeTooLarge(u64),
+    #[error("device entry without device numbers")]
+    MissingDeviceNumbers,
+    #[error("{0} entry without a link target")]
+    MissingLinkTarget(&'static str),
+    #[error("symlink target longer than 4095 bytes")]
+    SymlinkTooLong,
+    #[error("unsupported entry type {0:?}")]
+    UnsupportedType(u8),
+    #[error("invalid header: {0}")]
+    Header(String),
+}
+
+/// Why a layer could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TarError {
+    #[error("reading tar stream: {0}")]
+    Io(#[source] io::Error),
+    #[error("tar entry {entry:?}: {fault}")]
+    Entry { entry: String, fault: EntryFault },
+    #[error("tar entry {entry:?}: reading content: {source}")]
+    Content {
+        entry: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("digest store {}: {source}", path.display())]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Compression of a layer stream, detected by its magic bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+/// Looks at the first bytes of a stream without consuming them.
+pub fn detect_compression(r: &mut impl BufRead) -> io::Result<Compression> {
+    let head = r.fill_buf()?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else {
+        Compression::None
+    })
+}
+
+/// Wraps a (possibly compressed) layer stream into a reader of the plain tar bytes.
+pub fn decompress<'a>(r: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    let mut r = BufReader::with_capacity(CHUNK, r);
+    Ok(match detect_compression(&mut r)? {
+        Compression::None => Box::new(r),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(r)?),
+    })
+}
+
+/// Normalises a tar path: a leading `/` and empty or `.` components vanish, `..` is an error.
+/// The root (`/`, `./`, `.`) becomes the empty path.
+pub fn normalize_path(raw: &[u8]) -> Result<Box<[u8]>, EntryFault> {
+    let mut out = Vec::with_capacity(raw.len());
+    for comp in raw.split(|&b| b == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => return Err(EntryFault::DotDot),
+            c => {
+                if !out.is_empty() {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(c);
+            }
+        }
+    }
+    Ok(out.into())
+}
+
+/// Parses a PAX `mtime` value: decimal seconds with an optional fraction, kept exactly as
+/// nanoseconds (up to 9 digits; further digits are truncated, fewer are right-padded).
+pub fn parse_pax_mtime(value: &[u8]) -> Result<Mtime, EntryFault> {
+    let bad = || EntryFault::BadPaxMtime(display_bytes(value));
+    let (int, frac) = match value.iter().position(|&b| b == b'.') {
+        Some(dot) => (&value[..dot], Some(&value[dot + 1..])),
+        None => (value, None),
+    };
+    if int.is_empty() || !int.iter().all(u8::is_ascii_digit) {
+        return Err(bad());
+    }
+    let sec: i64 = std::str::from_utf8(int)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
+    let mut nsec = 0u32;
+    if let Some(frac) = frac {
+        if !frac.iter().all(u8::is_ascii_digit) {
+            return Err(bad());
+        }
+        for i in 0..9 {
+            nsec = nsec * 10 + frac.get(i).map_or(0, |d| u32::from(d - b'0'));
+        }
+    }
+    Ok(Mtime::new(sec, nsec))
+}
+
+fn parse_pax_u64(key: &'static str, value: &[u8]) -> Result<u64, EntryFault> {
+    std::str::from_utf8(value)
+        .ok()
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| EntryFault::BadPaxNumber {
+            key,
+            value: display_bytes(value),
+        })
+}
+
+fn to_u32(field: &'static str, value: u64) -> Result<u32, EntryFault> {
+    u32::try_from(value).map_err(|_| EntryFault::IdTooLarge { field, value })
+}
+
+/// Parses a numeric header field as tar implementations do: octal digits between padding
+/// (spaces, NULs; the field ends at the first NUL, so an all-NUL field is 0), or GNU base-256
+/// when the high bit of the first byte is set. The `tar` crate rejects empty fields, which
+/// real archives (crates.io `.crate` files) contain.
+pub fn parse_numeric(field: &[u8]) -> Option<u64> {
+    if field.first().is_some_and(|b| b & 0x80 != 0) {
+        let mut v: u64 = 0;
+        for (i, &b) in field.iter().enumerate() {
+            let b = if i == 0 { b & 0x7f } else { b };
+            v = v.checked_mul(256)?.checked_add(u64::from(b))?;
+        }
+        return Some(v);
+    }
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    let ws = |b: &u8| b.is_ascii_whitespace() || *b == 0x0b;
+    let digits = &field[..end];
+    let start = digits.iter().position(|b| !ws(b)).unwrap_or(digits.len());
+    let stop = digits.iter().rposition(|b| !ws(b)).map_or(start, |p| p + 1);
+    let digits = &digits[start..stop];
+    if digits.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(std::str::from_utf8(digits).ok()?, 8).ok()
+}
+
+/// Linux `makedev` (glibc encoding) truncated to the 32 bits EROFS stores.
+pub fn makedev(major: u32, minor: u32) -> u32 {
+    let full: u64 = ((u64::from(major) & 0xffff_f000) << 32)
+        | ((u64::from(major) & 0xfff) << 8)
+        | ((u64::from(minor) & 0xffff_ff00) << 12)
+        | (u64::from(minor) & 0xff);
+    full as u32
+}
+
+/// Metadata PAX records override in the header.
+#[derive(Default)]
+struct PaxFields {
+    path: Option<Vec<u8>>,
+    linkpath: Option<Vec<u8>>,
+    uid: Option<u64>,
+    gid: Option<u64>,
+    mtime: Option<Mtime>,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+fn read_pax<R: Read>(entry: &mut ::tar::Entry<'_, R>) -> Result<PaxFields, EntryFault> {
+    let mut pax = PaxFields::default();
+    let exts = match entry.pax_extensions() {
+        Ok(Some(exts)) => exts,
+        Ok(None) => return Ok(pax),
+        Err(e) => return Err(EntryFault::Header(e.to_string())),
+    };
+    for ext in exts {
+        let ext = ext.map_err(|e| EntryFault::Header(format!("PAX record: {e}")))?;
+        let (key, value) = (ext.key_bytes(), ext.value_bytes());
+        match key {
+            b"path" => pax.path = Some(value.to_vec()),
+            b"linkpath" => pax.linkpath = Some(value.to_vec()),
+            b"uid" => pax.uid = Some(parse_pax_u64("uid", value)?),
+            b"gid" => pax.gid = Some(parse_pax_u64("gid", value)?),
+            b"mtime" => pax.mtime = Some(parse_pax_mtime(value)?),
+            // `size` is applied by the tar crate itself.
+            b"size" => {
+                parse_pax_u64("size", value)?;
+            }
+            _ => {
+                if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                    pax.xattrs.push((name.to_vec(), value.to_vec()));
+                }
+            }
+        }
+    }
+    Ok(pax)
+}
+
+/// Writes external objects into a digest store, atomically.
+struct ObjectWriter {
+    store: PathBuf,
+    file: tempfile::NamedTempFile,
+}
+
+impl ObjectWriter {
+    fn new(store: &Path) -> Result<Self, TarError> {
+        let err = |source| TarError::Store {
+            path: store.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(store).map_err(err)?;
+        let file = tempfile::Builder::new()
+            .prefix(".tmp-object-")
+            .tempfile_in(store)
+            .map_err(err)?;
+        Ok(ObjectWriter {
+            store: store.to_owned(),
+            file,
+        })
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), TarError> {
+        self.file.write_all(data).map_err(|source| TarError::Store {
+            path: self.file.path().to_owned(),
+            source,
+        })
+    }
+
+    /// Syncs the object and renames it to its final `XX/rest` name; an existing object of that
+    /// name is kept (same digest, same content).
+    fn commit(self, object_path: &str) -> Result<(), TarError> {
+        let dest = self.store.join(object_path);
+        let err = |source| TarError::Store {
+            path: dest.clone(),
+            source,
+        };
+        if dest.exists() {
+            return Ok(());
+        }
+        self.file.as_file().sync_all().map_err(err)?;
+        let dir = dest.parent().expect("object path has a folder");
+        std::fs::create_dir_all(dir).map_err(err)?;
+        self.file.persist(&dest).map_err(|e| err(e.error))?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
+/// Reads every member of a plain (already decompressed) tar stream and hands each to `f` in
+/// archive order. Global PAX headers are skipped. Stops at the first error.
+pub fn read_layer<R, E>(
+    reader: R,
+    opts: &TarOptions,
+    mut f: impl FnMut(TarEntry) -> Result<(), E>,
+) -> Result<(), E>
+where
+    R: Read,
+    E: From<TarError>,
+{
+    let mut archive = ::tar::Archive::new(reader);
+    let entries = archive.entries().map_err(TarError::Io)?;
+    let mut buf = vec![0u8; CHUNK];
+    for entry in entries {
+        let mut entry = entry.map_err(TarError::Io)?;
+        if let Some(e) = convert(&mut entry, opts, &mut buf)? {
+            f(e)?;
+        }
+    }
+    Ok(())
+}
+
+/// Turns one tar member into an entry; `None` for members that carry no file (global PAX).
+fn convert<R: Read>(
+    entry: &mut ::tar::Entry<'_, R>,
+    opts: &TarOptions,
+    buf: &mut [u8],
+) -> Result<Option<TarEntry>, TarError> {
+    use ::tar::EntryType as T;
+    let kind = entry.header().entry_type();
+    if kind == T::XGlobalHeader {
+        return Ok(None);
+    }
+    let pax = {
+        let raw_name = display_bytes(&entry.path_bytes());
+        read_pax(entry).map_err(|fault| TarError::Entry {
+            entry: raw_name,
+            fault,
+        })?
+    };
+    let raw_path: Vec<u8> = match &pax.path {
+        Some(p) => p.clone(),
+        None => entry.path_bytes().into_owned(),
+    };
+    let name = display_bytes(&raw_path);
+    let fault = |fault| TarError::Entry {
+        entry: name.clone(),
+        fault,
+    };
+    let path = normalize_path(&raw_path).map_err(fault)?;
+    let header = entry.header();
+    let old = header.as_old();
+    let numeric = |field: &'static str, bytes: &[u8]| {
+        parse_numeric(bytes)
+            .ok_or_else(|| fault(EntryFault::Header(format!("invalid {field} field"))))
+    };
+    let link_target = || -> Option<Vec<u8>> {
+        pax.linkpath
+            .clone()
+            .or_else(|| entry.link_name_bytes().map(|c| c.into_owned()))
+            .filter(|t| !t.is_empty())
+    };
+
+    let inode_kind = match kind {
+        T::Link => {
+            let target =
+                link_target().ok_or_else(|| fault(EntryFault::MissingLinkTarget("hardlink")))?;
+            let target = normalize_path(&target).map_err(fault)?;
+            return Ok(Some(TarEntry {
+                path,
+                item: TarItem::Hardlink(target),
+            }));
+        }
+        T::Directory => None,
+        T::Symlink => {
+            let target =
+                link_target().ok_or_else(|| fault(EntryFault::MissingLinkTarget("symlink")))?;
+            if target.len() > 4095 {
+                return Err(fault(EntryFault::SymlinkTooLong));
+            }
+            Some(InodeKind::Symlink(target.into()))
+        }
+        T::Char | T::Block => {
+            // Old (v7) headers have no device fields.
+            let (major, minor) = match (header.as_ustar(), header.as_gnu()) {
+                (Some(u), _) => (u.dev_major, u.dev_minor),
+                (None, Some(g)) => (g.dev_major, g.dev_minor),
+                _ => return Err(fault(EntryFault::MissingDeviceNumbers)),
+            };
+            let major = numeric("device major", &major)? as u32;
+            let minor = numeric("device minor", &minor)? as u32;
+            let rdev = makedev(major, minor);
+            Some(if kind == T::Char {
+                InodeKind::CharDevice(rdev)
+            } else {
+                InodeKind::BlockDevice(rdev)
+            })
+        }
+        T::Fifo => Some(InodeKind::Fifo),
+        T::Regular | T::Continuous => Some(InodeKind::Regular(FileData::Inline(Box::new([])))),
+        other => return Err(fault(EntryFault::UnsupportedType(other.as_byte()))),
+    };
+
+    let mode = numeric("mode", &old.mode)?;
+    let uid = match pax.uid {
+        Some(v) => v,
+        None => numeric("uid", &old.uid)?,
+    };
+    let gid = match pax.gid {
+        Some(v) => v,
+        None => numeric("gid", &old.gid)?,
+    };
+    let mtime = match pax.mtime {
+        Some(m) => m,
+        None => {
+            let sec = numeric("mtime", &old.mtime)?;
+            let sec = i64::try_from(sec).map_err(|_| fault(EntryFault::MtimeTooLarge(sec)))?;
+            Mtime::new(sec, 0)
+        }
+    };
+    let permissions = (mode & 0o7777) as u16;
+    let mut inode = match inode_kind {
+        None => Inode::directory(permissions),
+        Some(k) => Inode::new(k, permissions),
+    };
+    inode.uid = to_u32("uid", uid).map_err(fault)?;
+    inode.gid = to_u32("gid", gid).map_err(fault)?;
+    inode.mtime = mtime;
+    for (k, v) in &pax.xattrs {
+        inode.set_xattr(k, v);
+    }
+
+    if let InodeKind::Regular(data) = &mut inode.kind {
+        let size = entry.size();
+        let content_err = |source| TarError::Content {
+            entry: name.clone(),
+            source,
+        };
+        if size <= INLINE_MAX {
+            let mut content = Vec::with_capacity(size as usize);
+            entry
+                .by_ref()
+                .take(size)
+                .read_to_end(&mut content)
+                .map_err(content_err)?;
+            if content.len() as u64 != size {
+                return Err(content_err(io::ErrorKind::UnexpectedEof.into()));
+            }
+            *data = FileData::Inline(content.into());
+        } else {
+            let mut hasher = FsVerityHasher::new(opts.algorithm);
+            let mut object = match &opts.digest_store {
+                Some(store) => Some(ObjectWriter::new(store)?),
+                None => None,
+            };
+            let mut seen = 0u64;
+            loop {
+                let n = match entry.read(buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(content_err(e)),
+                };
+                hasher.update(&buf[..n]);
+                if let Some(o) = &mut object {
+                    o.write(&buf[..n])?;
+                }
+                seen += n as u64;
+            }
+            if seen != size {
+                return Err(content_err(io::ErrorKind::UnexpectedEof.into()));
+            }
+            let digest = hasher.finish();
+            let payload = digest.object_path();
+            if let Some(o) = object {
+                o.commit(&payload)?;
+            }
+            *data = FileData::External {
+                payload: Some(payload.into_bytes().into()),
+                digest: Some(digest),
+            };
+        }
+        inode.size = size;
+    }
+    Ok(Some(TarEntry {
+        path,
+        item: TarItem::Node(inode),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn paths_normalise() {
+        for (raw, want) in [
+            (&b"/"[..], &b""[..]),
+            (b"./", b""),
+            (b".", b""),
+            (b"./usr/bin/", b"usr/bin"),
+            (b"/usr//./lib", b"usr/lib"),
+            (b"a\xff/b", b"a\xff/b"),
+        ] {
+            assert_eq!(&*normalize_path(raw).unwrap(), want, "{raw:?}");
+        }
+        assert_eq!(normalize_path(b"a/../b"), Err(EntryFault::DotDot));
+        assert_eq!(normalize_path(b"../etc"), Err(EntryFault::DotDot));
+    }
+
+    #[test]
+    fn pax_mtime_keeps_nanoseconds_exactly() {
+        let m = |s: &str| parse_pax_mtime(s.as_bytes());
+        assert_eq!(m("1700000000.5"), Ok(Mtime::new(1700000000, 500000000)));
+        assert_eq!(m("1700000000"), Ok(Mtime::new(1700000000, 0)));
+        assert_eq!(m("1.000000001"), Ok(Mtime::new(1, 1)));
+        assert_eq!(m("1.1234567899999"), Ok(Mtime::new(1, 123456789)));
+        assert_eq!(m("1."), Ok(Mtime::new(1, 0)));
+        for bad in ["-1.5", "-1", "", ".5", "1.5x", "1e9", "x", " 1", "1.-5"] {
+            assert!(
+                matches!(m(bad), Err(EntryFault::BadPaxMtime(_))),
+                "{bad}: {:?}",
+                m(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn numeric_fields_parse_like_tar() {
+        assert_eq!(parse_numeric(b"0000644\0"), Some(0o644));
+        assert_eq!(parse_numeric(b"\0\0\0\0\0\0\0\0"), Some(0));
+        assert_eq!(parse_numeric(b"        "), Some(0));
+        assert_eq!(parse_numeric(b"  755 \0"), Some(0o755));
+        assert_eq!(parse_numeric(b"\x80\0\0\0\0\0\x01\x00"), Some(256));
+        assert_eq!(parse_numeric(b"12 34\0"), None);
+        assert_eq!(parse_numeric(b"0009\0"), None);
+    }
+
+    #[test]
+    fn makedev_matches_linux_encoding() {
+        assert_eq!(makedev(0, 0), 0);
+        assert_eq!(makedev(1, 3), 0x103);
+        assert_eq!(makedev(8, 17), 0x811);
+        // Minor above 255: high bits go above the major.
+        assert_eq!(makedev(259, 0x12345), (0x123 << 20) | (259 << 8) | 0x45);
+    }
+
+    proptest! {
+        #[test]
+        fn pax_mtime_round_trips(sec in 0i64..i64::MAX, nsec in 0u32..1_000_000_000) {
+            let text = format!("{sec}.{nsec:09}");
+            prop_assert_eq!(parse_pax_mtime(text.as_bytes()), Ok(Mtime::new(sec, nsec)));
+        }
+    }
+}
