@@ -101,7 +101,8 @@ pub struct RegionMap {
 }
 
 impl RegionMap {
-    /// Maps an image (normally one our writer made).
+    /// Maps an image (normally one our writer made). Fails only when the header or superblock
+    /// cannot be read.
     pub fn new(image: &[u8]) -> Result<RegionMap, ReadError> {
         let view = ImageView::new(image)?;
         let mut spans = vec![
@@ -114,36 +115,21 @@ impl RegionMap {
         seen.insert(view.root_nid);
         let mut inodes: Vec<(RawInode, String)> = Vec::new();
         let (mut shared_lo, mut shared_hi) = (u64::MAX, 0);
+        // Best effort: a part that cannot be read is left out of the map, not fatal.
         while let Some((nid, path)) = queue.pop_front() {
-            let inode = view.inode(nid)?;
-            let mut xattrs = view.xattrs(&inode)?;
-            while let Some((x, at, next)) = xattrs.next_entry()? {
-                if x.shared {
-                    shared_lo = shared_lo.min(at);
-                    shared_hi = shared_hi.max(next);
+            let Ok(inode) = view.inode(nid) else {
+                continue;
+            };
+            if let Ok(mut xattrs) = view.xattrs(&inode) {
+                while let Ok(Some((x, at, next))) = xattrs.next_entry() {
+                    if x.shared {
+                        shared_lo = shared_lo.min(at);
+                        shared_hi = shared_hi.max(next);
+                    }
                 }
             }
             if inode.is_dir() {
-                let mut chunks = view.dir_chunks(&inode)?;
-                while let Some((chunk, base)) = chunks.next_chunk()? {
-                    let mut entries = ChunkEntries::new(chunk, base)?;
-                    while let Some(d) = entries.next_entry()? {
-                        if d.name == b"." || d.name == b".." || !seen.insert(d.nid) {
-                            continue;
-                        }
-                        let mut p = if path == "/" {
-                            String::new()
-                        } else {
-                            path.clone()
-                        };
-                        p.push('/');
-                        p.push_str(&String::from_utf8_lossy(&escape(
-                            d.name,
-                            EscapeMode::STANDARD,
-                        )));
-                        queue.push_back((d.nid, p));
-                    }
-                }
+                let _ = children(&view, &inode, &path, &mut seen, &mut queue);
             }
             inodes.push((inode, path));
         }
@@ -214,6 +200,37 @@ impl RegionMap {
             .map(|(_, _, r)| r.clone())
             .unwrap_or(Region::Padding)
     }
+}
+
+/// Queues the not yet seen entries of a directory with their paths.
+fn children(
+    view: &ImageView<'_>,
+    dir: &RawInode,
+    path: &str,
+    seen: &mut HashSet<u64>,
+    queue: &mut VecDeque<(u64, String)>,
+) -> Result<(), ReadError> {
+    let mut chunks = view.dir_chunks(dir)?;
+    while let Some((chunk, base)) = chunks.next_chunk()? {
+        let mut entries = ChunkEntries::new(chunk, base)?;
+        while let Some(d) = entries.next_entry()? {
+            if d.name == b"." || d.name == b".." || !seen.insert(d.nid) {
+                continue;
+            }
+            let mut p = if path == "/" {
+                String::new()
+            } else {
+                path.to_string()
+            };
+            p.push('/');
+            p.push_str(&String::from_utf8_lossy(&escape(
+                d.name,
+                EscapeMode::STANDARD,
+            )));
+            queue.push_back((d.nid, p));
+        }
+    }
+    Ok(())
 }
 
 /// Bytes stored right after an inode's xattrs: a flat tail, or the inline chunk table (§2.7:
