@@ -63,7 +63,11 @@ fn checked_in_vectors_equal_the_generator() {
         "fixtures/vectors is stale (run scripts/make-vectors): missing {missing:?}, extra {extra:?}, changed {changed:?}"
     );
     // Several hundred vectors, every build of each, every rule family.
-    assert!(fresh.vectors.len() >= 300, "{} vectors", fresh.vectors.len());
+    assert!(
+        fresh.vectors.len() >= 300,
+        "{} vectors",
+        fresh.vectors.len()
+    );
     for v in &fresh.vectors {
         assert_eq!(v.results.len(), 4, "{}", v.name);
         assert!(!v.rules.is_empty(), "{}", v.name);
@@ -142,7 +146,11 @@ fn a_broken_executable_fails_with_the_region() {
         (1024 + 12, 0x0d, "superblock"),
         (1152 + 4, 0x00, "inode 0 (nid 36, /)"),
         (1152 + 32, 0x00, "inode 0 (nid 36, /): inode xattrs"),
-        (3 * 4096 + 20, 0x55, "directory block 3 of inode 0 (nid 36, /)"),
+        (
+            3 * 4096 + 20,
+            0x55,
+            "directory block 3 of inode 0 (nid 36, /)",
+        ),
         (100, 0x01, "padding"),
     ] {
         let mut cfg = config(broken_executable(tmp.path(), offset, byte), None, 1);
@@ -180,7 +188,10 @@ fn a_broken_executable_fails_with_the_region() {
     );
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert_eq!(xml.matches("<failure type=\"differ\"").count(), 3, "{xml}");
-    assert!(xml.contains("name=\"placement/inline-2048-at-4064\""), "{xml}");
+    assert!(
+        xml.contains("name=\"placement/inline-2048-at-4064\""),
+        "{xml}"
+    );
 }
 
 /// The pinned composefs-rs outcomes: `build vector class [region kind]` per non-passing run.

@@ -581,7 +581,7 @@ fn names_for(total: usize, prefix: &str) -> Vec<Vec<u8>> {
         i += 1;
     }
     if r > 0 {
-        assert!(r >= 12 + prefix.len() + 1, "names_for({total}) leaves {r}");
+        assert!(r > 12 + prefix.len(), "names_for({total}) leaves {r}");
         let mut n = format!("{prefix}~").into_bytes();
         n.resize(r - 12, b'y');
         out.push(n);
