@@ -497,3 +497,24 @@ fn v1_and_v2_of_a_large_tree() {
     let rank = |c: Class| c as u8;
     assert!(all.windows(2).all(|p| rank(p[0].class) <= rank(p[1].class)));
 }
+
+#[test]
+fn damaged_images_never_panic_and_always_differ() {
+    // Every 7th byte flipped in turn: the diff either explains it or names the unreadable side,
+    // and the convenience always finds a difference.
+    let a = v1(&base());
+    let mut explained = 0;
+    for at in (0..a.len()).step_by(7) {
+        let mut b = a.clone();
+        b[at] ^= 0xff;
+        match diff_images(&a, &b) {
+            Ok(all) => {
+                assert!(!all.is_empty(), "byte {at}: no difference found");
+                explained += 1;
+            }
+            Err(DiffError::Unreadable { side, .. }) => assert_eq!(side, Side::B),
+        }
+        assert!(first_difference(&a, &b).is_some());
+    }
+    assert!(explained > 0);
+}
