@@ -51,12 +51,23 @@ fn clap_command<P: clap::Parser>(
             return Exit::Success;
         }
         Err(e) => {
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or_default();
-            let first = first.strip_prefix("error: ").unwrap_or(first);
+            // clap's message is its first paragraph; the rest is usage and tips.
+            let message =
+                if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    "a subcommand is required".to_owned()
+                } else {
+                    let text = e.render().to_string();
+                    let para: Vec<&str> = text
+                        .lines()
+                        .take_while(|l| !l.trim().is_empty())
+                        .map(str::trim)
+                        .collect();
+                    let joined = para.join(" ");
+                    joined.strip_prefix("error: ").unwrap_or(&joined).to_owned()
+                };
             return fail(
                 "mkcfs-rs",
-                &format!("{first} (see `mkcfs-rs {name} --help`)"),
+                &format!("{message} (see `mkcfs-rs {name} --help`)"),
             );
         }
     };

@@ -16,14 +16,17 @@ use crate::progress::Progress;
 #[command(name = "mkcfs-rs tar")]
 pub struct Args {
     /// The layers, lowest first, then the image to write
-    #[arg(value_name = "LAYER… IMAGE", num_args = 2.., required = true)]
+    #[arg(value_name = "LAYER… IMAGE", required = true)]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub common: ImageArgs,
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
-    let (image, layers) = args.paths.split_last().expect("clap requires two paths");
+    let (image, layers) = match args.paths.split_last() {
+        Some((image, layers)) if !layers.is_empty() => (image, layers),
+        _ => return Err("give at least one LAYER, then the IMAGE to write".into()),
+    };
     if layers.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
         return Err("stdin (`-`) can be only one layer".into());
     }
