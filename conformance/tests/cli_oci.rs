@@ -323,7 +323,7 @@ fn print_karg_round_trips_through_karg_parse_and_make() {
                 &digest,
             ]);
             assert!(made.status.success());
-            assert_eq!(stdout_lines(&made), [karg.clone()]);
+            assert_eq!(stdout_lines(&made), std::slice::from_ref(&karg));
             let insecure = ours(&[
                 "karg",
                 "make",
