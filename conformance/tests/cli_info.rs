@@ -3,6 +3,7 @@
 //! `missing-objects` print the same bytes and exit the same way; likewise with `--filter`,
 //! `--basedir`, several images, options after operands, failing images and usage errors
 //! (exit code, first stderr line, stdout). `measure-file` prints what `fsverity digest` prints.
+//! `info diff` (ours only) prints the library's differences and exits like `cmp`.
 
 mod read_support;
 
@@ -343,4 +344,42 @@ fn measure_file_equals_fsverity_digest() {
         &t,
         &[Path::new("measure-file"), files[0].as_path(), &missing],
     );
+}
+
+#[test]
+fn diff_prints_the_differences_and_exits_like_cmp() {
+    let t = Tools::new();
+    let dir = tempfile::tempdir().unwrap();
+    let a = corpus_image("special.dump");
+    let b = corpus_image("special_v1.dump");
+    let garbage = dir.path().join("garbage");
+    std::fs::write(&garbage, vec![1u8; 4096]).unwrap();
+    for tool in [Tool::Sub, Tool::Link] {
+        let diff = |x: &Path, y: &Path| t.run(tool, &[Path::new("diff"), x, y]);
+        // Identical: nothing printed, exit 0.
+        let o = diff(&a.path, &a.path);
+        assert_eq!(o.status.code(), Some(0), "{tool:?}");
+        assert!(o.stdout.is_empty() && o.stderr.is_empty());
+        // Different: the library's list, one per line, exit 1.
+        let expect: String = cfs_erofs::diff::diff_images(&a.bytes, &b.bytes)
+            .unwrap()
+            .iter()
+            .map(|d| format!("{d}\n"))
+            .collect();
+        assert!(!expect.is_empty(), "special and special_v1 differ");
+        let o = diff(&a.path, &b.path);
+        assert_eq!(o.status.code(), Some(1), "{tool:?}");
+        assert_eq!(String::from_utf8_lossy(&o.stdout), expect, "{tool:?}");
+        // Trouble: exit 2, one line on stderr, nothing on stdout.
+        for o in [
+            diff(&a.path, &garbage),
+            diff(&garbage, &a.path),
+            diff(&a.path, &dir.path().join("missing")),
+            t.run(tool, &[Path::new("diff"), &a.path]),
+        ] {
+            assert_eq!(o.status.code(), Some(2), "{tool:?}");
+            assert!(o.stdout.is_empty());
+            assert_eq!(String::from_utf8_lossy(&o.stderr).lines().count(), 1);
+        }
+    }
 }

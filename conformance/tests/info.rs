@@ -222,4 +222,3 @@ fn quirks_match_c() {
         }
     }
 }
-

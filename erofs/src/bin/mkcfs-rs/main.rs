@@ -21,10 +21,11 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// Exit status of a command: C's tools exit 1 on every failure.
+/// Exit status of a command: C's tools exit 1 on every failure; `info diff` exits like `cmp`.
 pub enum Exit {
     Success,
     Failure,
+    Code(u8),
 }
 
 /// Prints `prog: message` on stderr, as C's `err`/`errx` do, and fails.
@@ -121,5 +122,6 @@ fn main() -> ExitCode {
     match exit {
         Exit::Success => ExitCode::SUCCESS,
         Exit::Failure => ExitCode::FAILURE,
+        Exit::Code(c) => ExitCode::from(c),
     }
 }
