@@ -11,9 +11,10 @@ use cfs_erofs::atomic::AtomicFile;
 use cfs_erofs::fsverity::FsVerityHasher;
 use cfs_erofs::karg::Karg;
 use cfs_erofs::oci::boot::{transform_for_boot, DigestStore};
+use cfs_erofs::oci::ids::IdVersion;
 use cfs_erofs::oci::TarOptions;
 use cfs_erofs::tree::{HashAlgorithm, Tree};
-use cfs_erofs::write::{write_image, WriteOptions};
+use cfs_erofs::write::write_image;
 
 use crate::tee::Tee;
 
@@ -107,9 +108,10 @@ pub fn finish(
     }
     let alg: HashAlgorithm = args.hash.into();
     let opts = match args.erofs_version {
-        2 => WriteOptions::v2(),
-        _ => WriteOptions::v1_exact(1),
-    };
+        2 => IdVersion::V2,
+        _ => IdVersion::V1,
+    }
+    .options();
     let measure = args.print_digest || args.print_karg;
     let hasher = measure.then(|| FsVerityHasher::new(alg));
     let digest = match image {
