@@ -2,7 +2,7 @@
 //!
 //! - the checked-in set is exactly what the generator produces now;
 //! - C mkcomposefs 1.0.8 (with C composefs-info for the dump texts) passes every V1 build;
-//! - our `mkcfs-rs` passes every V1 and V2 build;
+//! - our `mkcfs-rs` passes every V1 and V2 build (and, as composefs-info, prints the V1 texts);
 //! - a broken executable fails, and the failure names the region of the flipped byte;
 //! - composefs-rs 0.9.4 (through `cfs-rs-adapter`) writes every V2 image it accepts exactly
 //!   as expected, and its other outcomes are exactly the set pinned in
@@ -104,7 +104,12 @@ fn c_mkcomposefs_passes_every_v1_build() {
 
 #[test]
 fn mkcfs_rs_passes_every_build() {
-    let report = run(&config(mkcfs_rs(), None, 1)).unwrap();
+    // V1, with mkcfs-rs as composefs-info too (a symlink of that name): the dump texts are the
+    // ones C composefs-info prints.
+    let tmp = tempfile::tempdir().unwrap();
+    let info = tmp.path().join("composefs-info");
+    std::os::unix::fs::symlink(mkcfs_rs(), &info).unwrap();
+    let report = run(&config(mkcfs_rs(), Some(info), 1)).unwrap();
     assert_all_pass(&report, "mkcfs-rs V1", 3);
     // V2, with C composefs-info reading our V2 images: the texts agree except where C's reader
     // prints a hardlinked V2 whiteout (a chardev 0:0 it otherwise hides) as a bare `@` line.
