@@ -841,8 +841,9 @@ fn write_prints_the_first_name_in_full() {
 }
 
 #[test]
-fn million_lines_parse_fast() {
-    // Not a benchmark: a guard against accidental quadratic behaviour.
+fn hundred_thousand_lines_round_trip() {
+    // Large enough that quadratic behaviour would make this test crawl; speed itself is
+    // measured by scripts/bench, not here.
     let mut input = String::from(ROOT);
     for d in 0..100 {
         input.push_str(&format!("/dir{d:03} 4096 40755 2 0 0 0 0.0 - - -\n"));
@@ -853,10 +854,8 @@ fn million_lines_parse_fast() {
             ));
         }
     }
-    let start = std::time::Instant::now();
     let t = parse_bytes(input.as_bytes(), &strict()).unwrap();
     assert_eq!(t.len(), 1 + 100 + 100_000);
     let written = write_to_vec(&t);
     assert_eq!(written, input.as_bytes());
-    assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
 }
