@@ -49,7 +49,7 @@ fn to_theirs<H: FsVerityHashValue>(t: &Tree) -> FileSystem<H> {
             xattrs: i
                 .xattrs
                 .iter()
-                .map(|x| (Box::from(OsStr::from_bytes(&x.name)), x.value.clone()))
+                .map(|x| (Box::from(OsStr::from_bytes(&x.name)), Box::from(&*x.value)))
                 .collect(),
         }
     }

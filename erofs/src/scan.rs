@@ -12,7 +12,9 @@
 //! - `--use-epoch` zeroes every mtime; `--skip-devices` drops character and block devices below
 //!   the root.
 //!
-//! Digests are computed in parallel after the walk ([`ScanOptions::threads`]).
+//! Digests are computed while the walk goes on: the walking thread hands each regular file to
+//! [`ScanOptions::threads`] digest workers, so that the walk's system calls overlap with
+//! hashing and every core hashes.
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -20,11 +22,11 @@ use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
 
-use rayon::prelude::*;
-
-use crate::fsverity;
-use crate::tree::{FileData, HashAlgorithm, Inode, InodeId, InodeKind, Mtime, Tree, Xattr};
+use crate::fsverity::{self, FsVerityHasher};
+use crate::tree::{FileData, HashAlgorithm, Inode, InodeId, InodeKind, Mtime, Tree, XattrInterner};
 
 /// C's `LCFS_RECOMMENDED_INLINE_CONTENT_MAX`: files up to this size are stored in the image.
 pub const INLINE_MAX: u64 = 64;
@@ -84,13 +86,71 @@ pub fn scan(src: &Path, opts: &ScanOptions) -> Result<Scanned, ScanError> {
     if !meta.is_dir() {
         return Err(access(src, io::Error::from_raw_os_error(20 /* ENOTDIR */)));
     }
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let (job_tx, job_rx) = mpsc::channel::<(usize, PathBuf, u64)>();
+    let (done_tx, done_rx) = mpsc::channel::<(usize, io::Result<FileData>)>();
+    let jobs = Mutex::new(job_rx);
+    let cancel = AtomicBool::new(false);
+    let (walked, results) = std::thread::scope(|s| {
+        for _ in 0..threads {
+            let (jobs, done_tx, cancel) = (&jobs, done_tx.clone(), &cancel);
+            s.spawn(move || digest_worker(jobs, done_tx, cancel, opts.algorithm));
+        }
+        drop(done_tx);
+        let walked = walk(src, opts, &job_tx);
+        drop(job_tx);
+        if walked.is_err() {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        (walked, done_rx.iter().collect::<Vec<_>>())
+    });
+    let (mut tree, files) = walked?;
+
+    // The first failing file in walk order is the one reported.
+    let mut data: Vec<Option<io::Result<FileData>>> = (0..files.len()).map(|_| None).collect();
+    for (i, r) in results {
+        data[i] = Some(r);
+    }
+    let mut external = Vec::new();
+    for ((id, path), r) in files.into_iter().zip(data) {
+        let r = r.unwrap_or_else(|| Err(io::Error::other("digest worker stopped")));
+        let d = r.map_err(|source| ScanError::Digest {
+            path: path.clone(),
+            source,
+        })?;
+        if matches!(d, FileData::External { .. }) {
+            external.push((id, path));
+        }
+        tree.inode_mut(id).kind = InodeKind::Regular(d);
+    }
+    Ok(Scanned { tree, external })
+}
+
+/// Regular files whose content is read by the digest workers: `(inode, path)`, in walk order.
+type Files = Vec<(InodeId, PathBuf)>;
+
+/// The walk itself: every entry `lstat`ed, in sorted name order, depth-first; each non-empty
+/// regular file is sent to the digest workers as soon as it is met.
+fn walk(
+    src: &Path,
+    opts: &ScanOptions,
+    jobs: &mpsc::Sender<(usize, PathBuf, u64)>,
+) -> Result<(Tree, Files), ScanError> {
+    let access = |path: &Path, source| ScanError::Access {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut interner = XattrInterner::new();
     let mut root = Inode::directory(0);
+    let meta = fs::symlink_metadata(src).map_err(|e| access(src, e))?;
     fill_stat(&mut root, &meta, opts);
-    read_xattrs(&mut root, src, opts).map_err(|e| access(src, e))?;
+    read_xattrs(&mut root, src, opts, &mut interner).map_err(|e| access(src, e))?;
     let mut tree = Tree::new(root);
 
-    // Regular files whose content must be read: (inode, path, size).
-    let mut files: Vec<(InodeId, PathBuf, u64)> = Vec::new();
+    let mut files: Files = Vec::new();
     let mut stack: Vec<(InodeId, PathBuf)> = vec![(InodeId::ROOT, src.to_path_buf())];
     while let Some((dir_id, dir_path)) = stack.pop() {
         let mut entries: Vec<(Vec<u8>, fs::FileType)> = Vec::new();
@@ -109,7 +169,7 @@ pub fn scan(src: &Path, opts: &ScanOptions) -> Result<Scanned, ScanError> {
             let kind = kind_of(&meta, &path).map_err(|e| access(&path, e))?;
             let mut inode = Inode::new(kind, 0);
             fill_stat(&mut inode, &meta, opts);
-            read_xattrs(&mut inode, &path, opts).map_err(|e| access(&path, e))?;
+            read_xattrs(&mut inode, &path, opts, &mut interner).map_err(|e| access(&path, e))?;
             let is_dir = inode.is_dir();
             let is_file = matches!(inode.kind, InodeKind::Regular(_)) && meta.len() > 0;
             let id = tree
@@ -118,60 +178,64 @@ pub fn scan(src: &Path, opts: &ScanOptions) -> Result<Scanned, ScanError> {
             if is_dir {
                 stack.push((id, path));
             } else if is_file {
-                files.push((id, path, meta.len()));
+                // A send fails only when every worker is gone, which the result check reports.
+                let _ = jobs.send((files.len(), path.clone(), meta.len()));
+                files.push((id, path));
             }
         }
     }
+    tree.shrink_to_fit();
+    Ok((tree, files))
+}
 
-    let results = digest_files(&files, opts)?;
-    let mut external = Vec::new();
-    for ((id, path, _), data) in files.into_iter().zip(results) {
-        if matches!(data, FileData::External { .. }) {
-            external.push((id, path));
+/// One digest worker: takes files until the walk is over (or failed), reusing one buffer.
+fn digest_worker(
+    jobs: &Mutex<mpsc::Receiver<(usize, PathBuf, u64)>>,
+    done: mpsc::Sender<(usize, io::Result<FileData>)>,
+    cancel: &AtomicBool,
+    alg: HashAlgorithm,
+) {
+    let mut buf = vec![0u8; fsverity::READ_BUFFER_SIZE];
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok((i, path, size)) = job else { return };
+        if cancel.load(Ordering::Relaxed) {
+            return;
         }
-        tree.inode_mut(id).kind = InodeKind::Regular(data);
-    }
-    Ok(Scanned { tree, external })
-}
-
-/// Reads small files and digests large ones, in parallel.
-fn digest_files(
-    files: &[(InodeId, PathBuf, u64)],
-    opts: &ScanOptions,
-) -> Result<Vec<FileData>, ScanError> {
-    let work = || {
-        files
-            .par_iter()
-            .map(|(_, path, size)| {
-                file_data(path, *size, opts.algorithm).map_err(|source| ScanError::Digest {
-                    path: path.clone(),
-                    source,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-    };
-    if opts.threads == 0 {
-        return work();
-    }
-    match rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads)
-        .build()
-    {
-        Ok(pool) => pool.install(work),
-        Err(_) => work(),
+        if done
+            .send((i, file_data(&path, size, alg, &mut buf)))
+            .is_err()
+        {
+            return;
+        }
     }
 }
 
-fn file_data(path: &Path, size: u64, alg: HashAlgorithm) -> io::Result<FileData> {
+fn file_data(path: &Path, size: u64, alg: HashAlgorithm, buf: &mut [u8]) -> io::Result<FileData> {
     if size <= INLINE_MAX {
-        let mut buf = Vec::with_capacity(size as usize);
-        File::open(path)?.take(size).read_to_end(&mut buf)?;
-        if buf.len() as u64 != size {
+        let mut content = Vec::with_capacity(size as usize);
+        File::open(path)?.take(size).read_to_end(&mut content)?;
+        if content.len() as u64 != size {
             return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
         }
-        return Ok(FileData::Inline(buf.into()));
+        return Ok(FileData::Inline(content.into()));
     }
-    let digest = fsverity::digest_file(alg, path)?;
+    // As `fsverity::digest_file`, with the worker's buffer; errors name the file.
+    let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let mut file = File::open(path).map_err(with_path)?;
+    let mut h = FsVerityHasher::new(alg);
+    loop {
+        match file.read(buf) {
+            Ok(0) => break,
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(with_path(e)),
+        }
+    }
+    let digest = h.finish();
     Ok(FileData::External {
         payload: Some(digest.object_path().into_bytes().into()),
         digest: Some(digest),
@@ -215,7 +279,12 @@ fn fill_stat(inode: &mut Inode, meta: &fs::Metadata, opts: &ScanOptions) {
     };
 }
 
-fn read_xattrs(inode: &mut Inode, path: &Path, opts: &ScanOptions) -> io::Result<()> {
+fn read_xattrs(
+    inode: &mut Inode,
+    path: &Path,
+    opts: &ScanOptions,
+    interner: &mut XattrInterner,
+) -> io::Result<()> {
     if opts.skip_xattrs {
         return Ok(());
     }
@@ -241,7 +310,7 @@ fn read_xattrs(inode: &mut Inode, path: &Path, opts: &ScanOptions) -> io::Result
                 Err(e) => return Err(e.into()),
             }
         };
-        inode.xattrs.push(Xattr::new(name, &value[..n]));
+        inode.xattrs.push(interner.xattr(name, &value[..n]));
     }
     Ok(())
 }

@@ -17,7 +17,8 @@ use std::io::{self, BufRead};
 
 use super::escape::{unescape, UnescapeError};
 use crate::tree::{
-    Digest, FileData, FileType, Inode, InodeId, InodeKind, Mtime, Tree, Xattr, NAME_MAX,
+    find_byte, Digest, FileData, FileType, Inode, InodeId, InodeKind, Mtime, Tree, Xattr,
+    XattrInterner, NAME_MAX,
 };
 
 /// Parser settings.
@@ -324,12 +325,31 @@ enum Node {
 /// Reusable buffers for unescaped fields.
 #[derive(Default)]
 struct Scratch {
+    /// The current line has no backslash: fields need neither unescaping nor NUL truncation.
+    plain: bool,
     path: Vec<u8>,
     payload: Vec<u8>,
     content: Vec<u8>,
     digest: Vec<u8>,
     key: Vec<u8>,
     value: Vec<u8>,
+}
+
+/// A field unescaped (into `buf` when it has escapes), then cut at its first NUL as C's
+/// strings are.
+fn c_field<'a>(plain: bool, field: &'a [u8], buf: &'a mut Vec<u8>) -> Result<&'a [u8], Kind> {
+    if plain {
+        return Ok(field);
+    }
+    Ok(c_str(unescape(field, buf)?))
+}
+
+/// A field unescaped (into `buf` when it has escapes), NULs kept (CONTENT, xattr values).
+fn raw_field<'a>(plain: bool, field: &'a [u8], buf: &'a mut Vec<u8>) -> Result<&'a [u8], Kind> {
+    if plain {
+        return Ok(field);
+    }
+    Ok(unescape(field, buf)?)
 }
 
 struct Parser {
@@ -344,11 +364,13 @@ struct Parser {
     /// First line holding an external file C's writer would refuse (too many chunks).
     too_large: Option<u64>,
     scratch: Scratch,
+    /// Shares repeated xattr names and values (most lines repeat a few labels).
+    interner: XattrInterner,
 }
 
 /// Splits like C's `split_at`: up to the separator, or everything when there is none.
 fn split_at<'a>(rest: &mut &'a [u8], sep: u8) -> (&'a [u8], bool) {
-    match rest.iter().position(|&b| b == sep) {
+    match find_byte(rest, sep) {
         Some(i) => {
             let part = &rest[..i];
             *rest = &rest[i + 1..];
@@ -365,7 +387,7 @@ fn split_at<'a>(rest: &mut &'a [u8], sep: u8) -> (&'a [u8], bool) {
 /// The bytes before the first NUL: C keeps paths, payloads, digests and xattr names in C
 /// strings, so an escaped `\x00` ends them.
 fn c_str(b: &[u8]) -> &[u8] {
-    match b.iter().position(|&c| c == 0) {
+    match find_byte(b, 0) {
         Some(i) => &b[..i],
         None => b,
     }
@@ -421,10 +443,32 @@ fn parse_mtime(field: &[u8]) -> Result<Mtime, Kind> {
 
 /// 64 hex digits at the start of the (NUL-terminated) field; C ignores anything after them.
 fn parse_digest(digest: &[u8]) -> Option<Digest> {
+    /// Value of each hex digit, 0xff for anything else.
+    const HEX: [u8; 256] = {
+        let mut t = [0xffu8; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as u8;
+            t[b'A' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        t
+    };
     let hex = digest.get(..64)?;
     let mut raw = [0u8; 32];
-    hex::decode_to_slice(hex, &mut raw).ok()?;
-    Some(Digest::Sha256(raw))
+    let mut bad = 0u8;
+    for (r, pair) in raw.iter_mut().zip(hex.chunks_exact(2)) {
+        let (h, l) = (HEX[pair[0] as usize], HEX[pair[1] as usize]);
+        bad |= h | l;
+        *r = h << 4 | l;
+    }
+    // Every valid digit is below 16; 0xff marks an invalid one.
+    (bad < 16).then_some(Digest::Sha256(raw))
 }
 
 /// C's check for external files: at most 1024 chunks of at most 2^43 bytes, computed with
@@ -446,6 +490,7 @@ impl Parser {
             cache: Vec::new(),
             too_large: None,
             scratch: Scratch::default(),
+            interner: XattrInterner::new(),
         }
     }
 
@@ -486,9 +531,7 @@ impl Parser {
                 i += 1;
             }
             let start = i;
-            while i < path.len() && path[i] != b'/' {
-                i += 1;
-            }
+            i = find_byte(&path[i..], b'/').map_or(path.len(), |n| i + n);
             if i == path.len() {
                 return match cur {
                     Some(dir) => Ok((dir, start)),
@@ -529,7 +572,7 @@ impl Parser {
     }
 
     fn parse_line(&mut self, line: &[u8]) -> Result<(), Kind> {
-        if let Some(position) = line.iter().position(|&b| b == 0) {
+        if let Some(position) = find_byte(line, 0) {
             return Err(Kind::EmbeddedNul { position });
         }
         let mut rest = line;
@@ -538,6 +581,9 @@ impl Parser {
             *field = split_at(&mut rest, b' ').0;
         }
         let mut scratch = std::mem::take(&mut self.scratch);
+        // Without a backslash no field can hold an escape (nor, after the check above, a NUL),
+        // so every field is its own unescaped, NUL-free text.
+        scratch.plain = find_byte(line, b'\\').is_none();
         let r = self.parse_fields(&mut scratch, fields, rest);
         self.scratch = scratch;
         r
@@ -551,7 +597,7 @@ impl Parser {
     ) -> Result<(), Kind> {
         let [path_f, size_f, mode_f, nlink_f, uid_f, gid_f, rdev_f, mtime_f, payload_f, content_f, digest_f] =
             f;
-        let path = c_str(unescape(path_f, &mut s.path)?);
+        let path = c_field(s.plain, path_f, &mut s.path)?;
         if path.is_empty() {
             return Err(Kind::EmptyPath);
         }
@@ -596,7 +642,7 @@ impl Parser {
                 }
                 let target = match payload_f {
                     b"-" => None,
-                    p => Some(c_str(unescape(p, &mut s.payload)?).into()),
+                    p => Some(c_field(s.plain, p, &mut s.payload)?.into()),
                 };
                 self.fixups.push(Fixup {
                     parent,
@@ -635,11 +681,11 @@ impl Parser {
         let mtime = parse_mtime(mtime_f)?;
         let payload = match payload_f {
             b"-" => None,
-            p => Some(c_str(unescape(p, &mut s.payload)?)),
+            p => Some(c_field(s.plain, p, &mut s.payload)?),
         };
         let content = match content_f {
             b"-" => None,
-            c => Some(unescape(c, &mut s.content)?),
+            c => Some(raw_field(s.plain, c, &mut s.content)?),
         };
         if let Some(c) = content {
             if c.len() as u64 != size {
@@ -651,7 +697,7 @@ impl Parser {
         }
         let digest = match digest_f {
             b"-" => None,
-            d => Some(c_str(unescape(d, &mut s.digest)?)),
+            d => Some(c_field(s.plain, d, &mut s.digest)?),
         };
 
         let device = matches!(ftype, FileType::CharDevice | FileType::BlockDevice);
@@ -740,9 +786,15 @@ impl Parser {
             if !found {
                 return Err(Kind::MissingXattrEquals);
             }
-            let key = c_str(unescape(key, &mut s.key)?);
-            let value = unescape(field_rest, &mut s.value)?;
-            set_xattr(&mut inode.xattrs, &mut budget, key, value)?;
+            let key = c_field(s.plain, key, &mut s.key)?;
+            let value = raw_field(s.plain, field_rest, &mut s.value)?;
+            set_xattr(
+                &mut inode.xattrs,
+                &mut budget,
+                key,
+                value,
+                &mut self.interner,
+            )?;
         }
         Ok(())
     }
@@ -815,6 +867,7 @@ impl Parser {
             tree.replace(f.parent, &f.name, target, true)
                 .expect("pending hardlink entry exists");
         }
+        tree.shrink_to_fit();
         Ok(tree)
     }
 }
@@ -827,6 +880,7 @@ fn set_xattr(
     budget: &mut usize,
     key: &[u8],
     value: &[u8],
+    interner: &mut XattrInterner,
 ) -> Result<(), Kind> {
     if key.is_empty() || key.len() > NAME_MAX || value.len() > XATTR_LINE_MAX {
         return Err(Kind::CantSetXattr);
@@ -846,8 +900,12 @@ fn set_xattr(
     }
     *budget += cost;
     match existing {
-        Some(i) => xattrs[i].value = value.into(),
-        None => xattrs.push(Xattr::new(key, value)),
+        Some(i) => xattrs[i].value = interner.intern(value),
+        None => {
+            // Most inodes have one or two xattrs: grow exactly, not to 4 at the first push.
+            xattrs.reserve_exact(1);
+            xattrs.push(interner.xattr(key, value))
+        }
     }
     Ok(())
 }

@@ -518,6 +518,11 @@ impl<'a> XattrIter<'a> {
         Ok(Some(off))
     }
 
+    /// Where the inode's local entries end.
+    pub fn local_end(&self) -> u64 {
+        self.end
+    }
+
     /// The next entry, with (for shared ones) the byte range it occupies.
     pub fn next_entry(&mut self) -> Result<Option<(RawXattr<'a>, u64, u64)>, ReadError> {
         if self.pos < self.end {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use super::image::{ImageView, RawInode};
 use super::{ReadError, ReadErrorKind as K};
-use crate::format::{DataLayout, BLOCK_SIZE};
+use crate::format::{DataLayout, BLOCK_SIZE, XATTR_ENTRY_SIZE};
 use crate::tree::{FileType, Mtime, S_IFMT};
 
 pub(crate) const OVERLAY_PREFIX: &[u8] = b"trusted.overlay.";
@@ -240,6 +240,12 @@ pub(crate) fn decode_c<'a>(
     }
     let mut it = image.xattrs(r)?;
     while let Some((x, at, _)) = it.next_entry()? {
+        // C reads a local entry only while its 4-byte header ends strictly before the end of
+        // the local area, so a last local entry of exactly 4 bytes (empty name suffix and
+        // value, e.g. `user.` = "") is never seen.
+        if !x.shared && at + XATTR_ENTRY_SIZE >= it.local_end() {
+            continue;
+        }
         let raw = XattrRef {
             head: x.prefix,
             tail: x.suffix,

@@ -37,7 +37,7 @@ pub(crate) enum Src {
 /// Node flag: a directory with a user whiteout among its primary entries.
 const WHITEOUT_PARENT: u8 = 1;
 
-/// One written inode.
+/// One written inode (40 bytes: there is one per file).
 #[derive(Clone, Debug)]
 pub(crate) struct Node {
     pub src: Src,
@@ -47,14 +47,12 @@ pub(crate) struct Node {
     pub xattr_start: u32,
     flags: u8,
     pub compact: bool,
+    /// Slot number (`position / 32`); the zero padding in front of the inode is the gap from
+    /// the end of the previous one.
     pub nid: u64,
-    /// Zero bytes written in front of the inode.
-    pub pad: u32,
     pub n_blocks: u32,
     /// Inline tail bytes after the xattrs.
     pub tail: u32,
-    /// Size of the xattr area.
-    pub xattr_size: u32,
     /// First data block, relative to the start of the data area.
     pub first_block: u32,
 }
@@ -229,10 +227,8 @@ impl<'t> Plan<'t> {
             flags: 0,
             compact: false,
             nid: 0,
-            pad: 0,
             n_blocks: 0,
             tail: 0,
-            xattr_size: 0,
             first_block: 0,
         });
         Ok(idx)
@@ -577,7 +573,7 @@ impl<'t> Plan<'t> {
             let res = self.resolver();
             let pairs = &self.pairs.pairs;
             let mut shared: Vec<u32> = (0..pairs.len() as u32)
-                .filter(|&id| pairs[id as usize].count > 1)
+                .filter(|&id| pairs[id as usize].count() > 1)
                 .collect();
             let key = |id: u32| {
                 let p = &pairs[id as usize];
@@ -594,20 +590,14 @@ impl<'t> Plan<'t> {
             shared.sort_unstable_by(|&a, &b| policy.shared_cmp(&key(a), &key(b)));
             shared
         };
-        let mut off = 0u64;
-        for &id in &shared {
-            let p = &mut self.pairs.pairs[id as usize];
-            p.shared_offset = off as u32;
-            off += u64::from(p.size);
-        }
+        self.shared_size = self.pairs.place_shared(&shared);
         self.shared = shared;
-        self.shared_size = off;
     }
 
     /// Whether xattr number `k` of an inode, whose first `n_shared_before` shared-table pairs
     /// were referenced, is referenced from the shared table (at most 128 per inode).
     pub fn is_shared(&self, id: u32, n_shared_before: usize) -> bool {
-        self.pairs.pairs[id as usize].shared_offset != NOT_SHARED
+        self.pairs.pairs[id as usize].shared_offset() != NOT_SHARED
             && n_shared_before < self.policy.max_shared_refs()
     }
 
@@ -623,7 +613,7 @@ impl<'t> Plan<'t> {
             if self.is_shared(id, n_shared) {
                 n_shared += 1;
             } else {
-                local += u64::from(self.pairs.pairs[id as usize].size);
+                local += u64::from(self.pairs.pairs[id as usize].size());
             }
         }
         (n_shared, XATTR_HEADER_SIZE + 4 * n_shared as u64 + local)
@@ -701,11 +691,9 @@ impl<'t> Plan<'t> {
             let at = slot_pos + extra;
             let node = &mut self.nodes[i];
             node.compact = compact;
-            node.pad = (at - pos) as u32;
             node.nid = at / SLOT_SIZE;
             node.n_blocks = n_blocks;
             node.tail = tail;
-            node.xattr_size = x as u32;
             node.first_block = blocks as u32;
             blocks += u64::from(n_blocks);
             pos = at + h + x + u64::from(tail);

@@ -11,7 +11,6 @@
 #![forbid(unsafe_code)]
 
 use std::cmp::Ordering;
-use std::hash::Hasher;
 use std::io::{self, Write};
 
 use crate::format::{round_up, xattr_filter_bit, XATTR_ENTRY_SIZE};
@@ -92,13 +91,6 @@ impl<'a> Cat<'a> {
 
     pub fn eq_slice(&self, other: &[u8]) -> bool {
         self.len() == other.len() && self.starts_with(other)
-    }
-
-    /// Feeds the bytes to a streaming hasher (split-independent).
-    pub fn hash_into(&self, h: &mut impl Hasher) {
-        h.write(self.head);
-        h.write(self.tail);
-        h.write_usize(self.len());
     }
 
     pub fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
@@ -283,20 +275,40 @@ pub(crate) fn entry_size(suffix_len: usize, value_len: usize) -> u64 {
 /// Sentinel for "not in the shared table".
 pub(crate) const NOT_SHARED: u32 = u32::MAX;
 
-/// One distinct (name, value) pair.
+/// One distinct (name, value) pair. 20 bytes: a million-file tree has a million or two of
+/// them (each external file's metacopy and redirect values are usually unique).
 #[derive(Clone, Debug)]
 pub(crate) struct Pair {
     /// Where its bytes come from (the first inode that had it).
     pub xref: XRef,
-    hash: u64,
-    /// Number of written inodes that carry it.
-    pub count: u32,
-    /// Byte offset in the shared table, or [`NOT_SHARED`].
-    pub shared_offset: u32,
+    hash: u32,
+    /// While collecting: the number of written inodes that carry it. Once the shared table is
+    /// built ([`PairTable::place_shared`]): its byte offset there, or [`NOT_SHARED`].
+    count_or_offset: u32,
+    /// Entry size on disk (low 24 bits; at most 4 + 255 + 65535 + 3) and bloom filter bit.
+    size_bit: u32,
+}
+
+impl Pair {
+    /// Number of written inodes carrying the pair (before [`PairTable::place_shared`]).
+    pub fn count(&self) -> u32 {
+        self.count_or_offset
+    }
+
+    /// Offset in the shared table, or [`NOT_SHARED`] (after [`PairTable::place_shared`]).
+    pub fn shared_offset(&self) -> u32 {
+        self.count_or_offset
+    }
+
     /// Entry size on disk.
-    pub size: u32,
-    /// Bloom filter bit.
-    pub filter_bit: u8,
+    pub fn size(&self) -> u32 {
+        self.size_bit & 0xff_ffff
+    }
+
+    /// Bloom filter bit of the name.
+    pub fn filter_bit(&self) -> u32 {
+        self.size_bit >> 24
+    }
 }
 
 /// Interns (name, value) pairs and counts their uses; ids are dense `u32`s.
@@ -377,11 +389,37 @@ pub(crate) fn push_redirect(out: &mut Vec<u8>, d: &Digest) {
     out.extend_from_slice(d.object_path().as_bytes());
 }
 
-fn pair_hash(name: &Cat<'_>, value: &Cat<'_>) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
-    name.hash_into(&mut h);
-    value.hash_into(&mut h);
-    h.finish()
+/// Hash of a pair, independent of how its name and value are split into [`Cat`] halves (an
+/// escaped user name and a fixed writer name can be the same bytes).
+fn pair_hash(name: &Cat<'_>, value: &Cat<'_>, scratch: &mut Vec<u8>) -> u32 {
+    let n = fx_hash(name.contiguous(scratch), name.len() as u64);
+    let v = fx_hash(value.contiguous(scratch), n);
+    // Final avalanche (murmur3 fmix64) so the low bits, which pick the slot, depend on every
+    // input bit.
+    let mut h = v ^ (v >> 33);
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    (h ^ (h >> 33)) as u32
+}
+
+/// Word-at-a-time multiplicative hash (FxHash's step): fast on the short names and 32-70 byte
+/// digests and paths xattr values mostly are.
+fn fx_hash(b: &[u8], seed: u64) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let step = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
+    let mut h = seed;
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        h = step(h, u64::from_le_bytes(w.try_into().expect("8 bytes")));
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        h = step(h, u64::from_le_bytes(w));
+    }
+    step(h, b.len() as u64)
 }
 
 impl PairTable {
@@ -397,7 +435,7 @@ impl PairTable {
     pub fn add_use(&mut self, res: &Resolver<'_>, r: XRef, scratch: &mut Vec<u8>) -> u32 {
         let name = res.name(r);
         let value = res.value(r);
-        let hash = pair_hash(&name, &value);
+        let hash = pair_hash(&name, &value, scratch);
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
         loop {
@@ -410,7 +448,7 @@ impl PairTable {
                 && res.name(p.xref).eq_bytes(&name)
                 && res.value(p.xref).eq_bytes(&value)
             {
-                self.pairs[id as usize].count += 1;
+                self.pairs[id as usize].count_or_offset += 1;
                 return id;
             }
             i = (i + 1) & mask;
@@ -418,16 +456,17 @@ impl PairTable {
         let id = self.pairs.len() as u32;
         let (index, suffix) = split_prefix(name, res.prefixes);
         let filter_bit = xattr_filter_bit(index, suffix.contiguous(scratch)) as u8;
+        let size = entry_size(suffix.len(), value.len()) as u32;
+        debug_assert!(size <= 0xff_ffff && filter_bit < 32);
         self.pairs.push(Pair {
             xref: r,
             hash,
-            count: 1,
-            shared_offset: NOT_SHARED,
-            size: entry_size(suffix.len(), value.len()) as u32,
-            filter_bit,
+            count_or_offset: 1,
+            size_bit: size | u32::from(filter_bit) << 24,
         });
         self.slots[i] = id;
-        if self.pairs.len() * 2 > self.slots.len() {
+        // Linear probing stays short up to a 3/4 load with a mixing hash.
+        if self.pairs.len() * 4 > self.slots.len() * 3 {
             self.grow();
         }
         id
@@ -450,6 +489,21 @@ impl PairTable {
     /// Drops the hash index once every pair is known; ids stay valid.
     pub fn freeze(&mut self) {
         self.slots = Vec::new();
+    }
+
+    /// Turns use counts into shared-table offsets: `shared` lists the pair ids of the table in
+    /// order; every other pair becomes [`NOT_SHARED`]. Returns the table size.
+    pub fn place_shared(&mut self, shared: &[u32]) -> u64 {
+        for p in &mut self.pairs {
+            p.count_or_offset = NOT_SHARED;
+        }
+        let mut off = 0u64;
+        for &id in shared {
+            let p = &mut self.pairs[id as usize];
+            p.count_or_offset = off as u32;
+            off += u64::from(p.size());
+        }
+        off
     }
 }
 
