@@ -241,7 +241,9 @@ fn sigkill_while_filling_the_store_leaves_only_whole_objects() {
     // Files big enough that copying them takes a while, each with distinct content.
     let files = 24usize;
     for i in 0..files {
-        let block: Vec<u8> = (0..1 << 20).map(|j| (i * 31 + j * 7 + j / 4096) as u8).collect();
+        let block: Vec<u8> = (0..1 << 20)
+            .map(|j| (i * 31 + j * 7 + j / 4096) as u8)
+            .collect();
         let mut f = fs::File::create(src.join(format!("f{i:02}"))).unwrap();
         for _ in 0..16 {
             f.write_all(&block).unwrap();
@@ -283,7 +285,7 @@ fn sigkill_while_filling_the_store_leaves_only_whole_objects() {
             let obj = obj.unwrap().path();
             let rest = obj.file_name().unwrap().to_string_lossy().into_owned();
             assert!(!rest.starts_with(".tmp"), "{}", obj.display());
-            let d = digest_file(&obj, HashAlgorithm::Sha256).unwrap();
+            let d = digest_file(HashAlgorithm::Sha256, &obj).unwrap();
             assert_eq!(d.to_hex(), format!("{name}{rest}"), "{}", obj.display());
             whole += 1;
         }

@@ -26,7 +26,10 @@ const TARGETS: [(&str, Check); 6] = [
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd.map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect(),
+        Ok(rd) => rd
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect(),
         Err(_) => Vec::new(),
     };
     v.sort();
@@ -51,7 +54,11 @@ fn kept_crashers_pass() {
             .find(|(t, _)| *t == name)
             .unwrap_or_else(|| panic!("{}: no fuzz target of that name", dir.display()));
         for f in files_in(&dir) {
-            replay(&f.display().to_string(), *check, &std::fs::read(&f).unwrap());
+            replay(
+                &f.display().to_string(),
+                *check,
+                &std::fs::read(&f).unwrap(),
+            );
             n += 1;
         }
     }
@@ -117,9 +124,25 @@ fn pseudo_random_trees_round_trip() {
 fn pseudo_random_text_and_tar() {
     for seed in 0..2000u64 {
         let data = pseudo_random(seed, 1 + (seed as usize % 8) * 300);
-        replay(&format!("karg seed {seed}"), fuzz_checks::check_karg_parse, &data);
-        replay(&format!("dumpfile seed {seed}"), fuzz_checks::check_dumpfile_parse, &data);
-        replay(&format!("tar seed {seed}"), fuzz_checks::check_tar_layer, &data);
-        replay(&format!("image seed {seed}"), fuzz_checks::check_read_image, &data);
+        replay(
+            &format!("karg seed {seed}"),
+            fuzz_checks::check_karg_parse,
+            &data,
+        );
+        replay(
+            &format!("dumpfile seed {seed}"),
+            fuzz_checks::check_dumpfile_parse,
+            &data,
+        );
+        replay(
+            &format!("tar seed {seed}"),
+            fuzz_checks::check_tar_layer,
+            &data,
+        );
+        replay(
+            &format!("image seed {seed}"),
+            fuzz_checks::check_read_image,
+            &data,
+        );
     }
 }
