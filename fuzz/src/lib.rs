@@ -530,14 +530,15 @@ pub fn check_read_image(data: &[u8]) {
         cinfo.err(),
         dumped.err()
     );
-    // Both tree builds check the whole image first.
-    assert_eq!(
-        clean.is_ok(),
-        cinfo.is_ok(),
-        "{:?} vs {:?}",
-        clean.err(),
-        cinfo.err()
-    );
+    // Clean mode checks everything composefs-info mode does, and more (malformed metacopy
+    // and redirect values, which C reads leniently).
+    if clean.is_ok() {
+        assert!(
+            cinfo.is_ok(),
+            "clean read, composefs-info refused: {:?}",
+            cinfo.err()
+        );
+    }
     if clean.is_ok() {
         assert!(valid.is_ok(), "read but not valid: {:?}", valid.err());
     }
