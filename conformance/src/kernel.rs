@@ -236,12 +236,18 @@ fn entry_for(tree: &Tree, inode: &Inode, path: &[u8], layout: Layout, refs: u32)
                 meta.extend_from_slice(d.as_bytes());
             }
             set(&mut xattrs, b"trusted.overlay.metacopy", &meta);
-            if let Some(p) = payload.as_deref().filter(|p| !p.is_empty()) {
-                set(
+            match (payload.as_deref().filter(|p| !p.is_empty()), digest) {
+                (Some(p), _) => set(
                     &mut xattrs,
                     b"trusted.overlay.redirect",
                     &[b"/", p].concat(),
-                );
+                ),
+                // composefs-rs names the object by its digest when there is no payload.
+                (None, Some(d)) if !v1 => {
+                    let path = format!("/{}", d.object_path());
+                    set(&mut xattrs, b"trusted.overlay.redirect", path.as_bytes())
+                }
+                _ => {}
             }
         }
         InodeKind::Symlink(t) => target = t.to_vec(),

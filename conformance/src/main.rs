@@ -2,39 +2,144 @@
 //!
 //! - `conformance walk [--content] DIR`: print the canonical listing of a mounted tree (used by
 //!   the kernel tests inside a private mount namespace).
+//! - `conformance make-vectors [DIR]`: regenerate the test vectors (default
+//!   `fixtures/vectors`; `scripts/make-vectors` wraps it).
+//! - `conformance [run] --mkcomposefs PATH [--composefs-info PATH] [--erofs-version 1|2]
+//!   [--filter PATTERN] [--junit FILE]`: judge an mkcomposefs-compatible executable against
+//!   the vectors; exits non-zero on any failure.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::Parser;
+use conformance::vectors::{self, runner};
+
+/// Runs the composefs test vectors against an mkcomposefs-compatible executable.
+#[derive(Parser, Debug)]
+#[command(name = "conformance run")]
+struct RunArgs {
+    /// The executable under test, called as `PATH [OPTIONS] --from-file INPUT IMAGE`.
+    #[arg(long)]
+    mkcomposefs: PathBuf,
+    /// Also compare `PATH dump IMAGE` with the expected dump text.
+    #[arg(long)]
+    composefs_info: Option<PathBuf>,
+    /// Which layout's builds to run: 1 (C layout: default, --min-version=1, --max-version=0)
+    /// or 2 (--erofs-version=2).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=2))]
+    erofs_version: u32,
+    /// Only vectors whose name contains PATTERN.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Write a JUnit XML report to FILE.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// The vector directory (default: the repository's fixtures/vectors).
+    #[arg(long)]
+    vectors: Option<PathBuf>,
+    /// Parallel jobs (default: the number of CPUs).
+    #[arg(long, default_value_t = 0)]
+    jobs: usize,
+    /// List passing vectors too.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+const USAGE: &str = "usage: conformance walk [--content] DIR\n       \
+                     conformance make-vectors [DIR]\n       \
+                     conformance [run] --mkcomposefs PATH [--composefs-info PATH] \
+                     [--erofs-version 1|2] [--filter PATTERN] [--junit FILE]";
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("walk") => {
-            let content = args.iter().any(|a| a == "--content");
-            let Some(dir) = args.iter().skip(1).find(|a| !a.starts_with("--")) else {
-                eprintln!("usage: conformance walk [--content] DIR");
-                return ExitCode::FAILURE;
-            };
-            let read = move |e: &conformance::walk::Entry| {
-                content
-                    || !e
-                        .xattrs
-                        .iter()
-                        .any(|(n, _)| n == b"trusted.overlay.metacopy")
-            };
-            match conformance::walk::walk(&PathBuf::from(dir), &read) {
-                Ok(entries) => {
-                    print!("{}", conformance::walk::format(&entries));
+        Some("walk") => walk(&args),
+        Some("make-vectors") => {
+            let dir = args
+                .get(1)
+                .map(PathBuf::from)
+                .unwrap_or_else(vectors::vectors_dir);
+            match vectors::make(&dir) {
+                Ok(m) => {
+                    eprintln!("{} vectors written to {}", m.vectors.len(), dir.display());
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("walk {dir}: {e}");
+                    eprintln!("make-vectors: {e}");
                     ExitCode::FAILURE
                 }
             }
         }
+        Some("run") => run(&args[1..]),
+        Some(a) if a.starts_with('-') && a != "-h" && a != "--help" => run(&args),
+        Some("-h" | "--help") if args.len() == 1 => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
         _ => {
-            eprintln!("usage: conformance walk [--content] DIR");
+            eprintln!("{USAGE}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> ExitCode {
+    let a = RunArgs::parse_from(
+        std::iter::once("conformance run".to_string()).chain(args.iter().cloned()),
+    );
+    let cfg = runner::RunConfig {
+        vectors_dir: a.vectors.unwrap_or_else(vectors::vectors_dir),
+        mkcomposefs: a.mkcomposefs,
+        composefs_info: a.composefs_info,
+        erofs_version: a.erofs_version,
+        filter: a.filter,
+        jobs: a.jobs,
+    };
+    let report = match runner::run(&cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("conformance run: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", report.table(a.verbose));
+    if let Some(j) = a.junit {
+        if let Err(e) = std::fs::write(&j, report.junit()) {
+            eprintln!("conformance run: {}: {e}", j.display());
+            return ExitCode::from(2);
+        }
+    }
+    if report.outcomes.is_empty() {
+        eprintln!("conformance run: no vector matched");
+        return ExitCode::FAILURE;
+    }
+    if report.all_passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn walk(args: &[String]) -> ExitCode {
+    let content = args.iter().any(|a| a == "--content");
+    let Some(dir) = args.iter().skip(1).find(|a| !a.starts_with("--")) else {
+        eprintln!("usage: conformance walk [--content] DIR");
+        return ExitCode::FAILURE;
+    };
+    let read = move |e: &conformance::walk::Entry| {
+        content
+            || !e
+                .xattrs
+                .iter()
+                .any(|(n, _)| n == b"trusted.overlay.metacopy")
+    };
+    match conformance::walk::walk(&PathBuf::from(dir), &read) {
+        Ok(entries) => {
+            print!("{}", conformance::walk::format(&entries));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("walk {dir}: {e}");
             ExitCode::FAILURE
         }
     }

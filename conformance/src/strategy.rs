@@ -7,10 +7,11 @@
 //! It stays within C's parser limits (no NUL in names, payloads or xattr names; per-inode
 //! xattr budget; the xattr part of a dumpfile line under 64 KiB once escaped).
 //!
-//! A tree that went through a dumpfile comes back with its inodes numbered in depth-first
-//! order and the first depth-first name of each inode as its primary entry (that is how the
-//! dump writer prints them and how the parser reads them). [`canonicalize`] puts any tree in
-//! that form, so `canonicalize(t) == parse(write(t))` is the round-trip property.
+//! A tree that went through an image and back comes with its inodes numbered in depth-first
+//! order and the first depth-first name of each inode as its primary entry: [`canonicalize`]
+//! puts any tree in that form. A tree that went through a dumpfile keeps its primary entries
+//! (the writer prints them as the full lines) and comes back numbered in depth-first order of
+//! those entries: [`renumber`] gives that form, so `renumber(t) == parse(write(t))`.
 
 use cfs_erofs::tree::{Digest, Directory, FileData, Inode, InodeId, InodeKind, Mtime, Tree, Xattr};
 use proptest::collection::vec;
@@ -20,21 +21,6 @@ use proptest::prelude::*;
 /// in that order as its primary entry, and unreachable inodes dropped. A directory is entered
 /// at its first name, whether or not that entry is a link.
 pub fn canonicalize(tree: &Tree) -> Tree {
-    fn strip(inode: &Inode) -> Inode {
-        let mut copy = Inode::new(InodeKind::Fifo, 0);
-        copy.kind = match &inode.kind {
-            InodeKind::Directory(_) => InodeKind::Directory(Directory::default()),
-            other => other.clone(),
-        };
-        copy.permissions = inode.permissions;
-        copy.uid = inode.uid;
-        copy.gid = inode.gid;
-        copy.nlink = inode.nlink;
-        copy.mtime = inode.mtime;
-        copy.size = inode.size;
-        copy.xattrs = inode.xattrs.clone();
-        copy
-    }
     let mut out = Tree::new(strip(tree.root()));
     let mut map: Vec<Option<InodeId>> = vec![None; tree.len()];
     map[0] = Some(InodeId::ROOT);
@@ -61,6 +47,58 @@ pub fn canonicalize(tree: &Tree) -> Tree {
         }
     }
     out
+}
+
+/// Rebuilds `tree` with inodes numbered in depth-first sorted order of their primary entries
+/// (directories entered only through them), keeping which entries are links.
+pub fn renumber(tree: &Tree) -> Tree {
+    let mut out = Tree::new(strip(tree.root()));
+    let mut map: Vec<Option<InodeId>> = vec![None; tree.len()];
+    map[0] = Some(InodeId::ROOT);
+    let mut links = Vec::new();
+    let mut stack = vec![(InodeId::ROOT, InodeId::ROOT, 0usize)];
+    while let Some(top) = stack.last_mut() {
+        let (old_dir, new_dir, pos) = *top;
+        let Some(entry) = tree.dir(old_dir).expect("directory").entries().get(pos) else {
+            stack.pop();
+            continue;
+        };
+        top.2 += 1;
+        if entry.link {
+            links.push((new_dir, entry.name.clone(), entry.inode));
+            continue;
+        }
+        let inode = tree.inode(entry.inode);
+        let new = out
+            .add(new_dir, &entry.name, strip(inode))
+            .expect("valid entry");
+        map[entry.inode.index()] = Some(new);
+        if inode.is_dir() {
+            stack.push((entry.inode, new, 0));
+        }
+    }
+    for (dir, name, old) in links {
+        let target = map[old.index()].expect("every linked inode has a primary entry");
+        out.link(dir, &name, target).expect("valid entry");
+    }
+    out
+}
+
+/// A copy of an inode without its directory entries.
+fn strip(inode: &Inode) -> Inode {
+    let mut copy = Inode::new(InodeKind::Fifo, 0);
+    copy.kind = match &inode.kind {
+        InodeKind::Directory(_) => InodeKind::Directory(Directory::default()),
+        other => other.clone(),
+    };
+    copy.permissions = inode.permissions;
+    copy.uid = inode.uid;
+    copy.gid = inode.gid;
+    copy.nlink = inode.nlink;
+    copy.mtime = inode.mtime;
+    copy.size = inode.size;
+    copy.xattrs = inode.xattrs.clone();
+    copy
 }
 
 /// Bytes that exercise every escaping rule, mixed with plain ones.

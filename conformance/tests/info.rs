@@ -5,7 +5,6 @@
 mod read_support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use cfs_erofs::info::{self, Filter, InfoError};
 use conformance::oracle::Oracle;
@@ -222,37 +221,4 @@ fn quirks_match_c() {
             assert_same(&format!("{cmd} {name}"), &got, &expect);
         }
     }
-}
-
-/// Best of three wall-clock runs.
-fn best_of_three(mut f: impl FnMut()) -> Duration {
-    (0..3)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .min()
-        .unwrap()
-}
-
-#[test]
-fn dump_of_a_large_image_is_three_times_faster_than_c() {
-    let c = corpus_image("f36-x86_64-silverblue.dump.gz");
-    let c_time = best_of_three(|| {
-        let out = Oracle::ComposefsInfo
-            .command()
-            .arg("dump")
-            .arg(&c.path)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(out.success());
-    });
-    let our_time = best_of_three(|| {
-        // Read the file as the CLI will, and write to a sink.
-        let bytes = std::fs::read(&c.path).unwrap();
-        info::dump(&bytes, None, std::io::sink()).unwrap();
-    });
-    assert!(our_time * 3 <= c_time, "ours {our_time:?}, C {c_time:?}");
 }

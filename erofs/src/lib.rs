@@ -12,6 +12,7 @@
 //! Arrows point down only: the tree imports no input or writer, the reader imports no writer.
 
 pub mod atomic;
+pub mod diff;
 pub mod dumpfile;
 pub mod format;
 pub mod fsverity;

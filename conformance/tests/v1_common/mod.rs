@@ -102,8 +102,13 @@ fn optional(out: &mut Vec<u8>, b: Option<&[u8]>) {
     }
 }
 
+/// SIZE, PAYLOAD, CONTENT and DIGEST of a dumpfile line.
+type FileFields<'a> = (u64, Option<&'a [u8]>, Option<&'a [u8]>, Option<&'a Digest>);
+
 /// Writes `tree` as a dumpfile C accepts: depth-first pre-order, primary entries as full
-/// lines, other entries as `@` lines naming the primary path.
+/// lines, other entries as `@` lines naming the primary path. Unlike `dumpfile::write` (which
+/// prints what composefs-info prints), a link to a directory gets a regular-file `@` mode,
+/// the only form C's parser accepts for it.
 pub fn to_dumpfile(tree: &Tree) -> Vec<u8> {
     // Primary paths first (a link line may precede its target's line; C resolves at the end).
     let mut primary: Vec<Option<Vec<u8>>> = vec![None; tree.len()];
@@ -137,21 +142,20 @@ pub fn to_dumpfile(tree: &Tree) -> Vec<u8> {
             out.extend_from_slice(b" - -\n");
             continue;
         }
-        let (size, payload, content, digest): (u64, Option<&[u8]>, Option<&[u8]>, Option<&Digest>) =
-            match &n.kind {
-                InodeKind::Regular(FileData::Inline(c)) => (
-                    c.len() as u64,
-                    None,
-                    (!c.is_empty()).then_some(&c[..]),
-                    None,
-                ),
-                InodeKind::Regular(FileData::External { payload, digest }) => {
-                    (n.size, payload.as_deref(), None, digest.as_ref())
-                }
-                InodeKind::Symlink(t) => (t.len() as u64, Some(&t[..]), None, None),
-                InodeKind::Directory(_) => (0, None, None, None),
-                _ => (n.size, None, None, None),
-            };
+        let (size, payload, content, digest): FileFields<'_> = match &n.kind {
+            InodeKind::Regular(FileData::Inline(c)) => (
+                c.len() as u64,
+                None,
+                (!c.is_empty()).then_some(&c[..]),
+                None,
+            ),
+            InodeKind::Regular(FileData::External { payload, digest }) => {
+                (n.size, payload.as_deref(), None, digest.as_ref())
+            }
+            InodeKind::Symlink(t) => (t.len() as u64, Some(&t[..]), None, None),
+            InodeKind::Directory(_) => (0, None, None, None),
+            _ => (n.size, None, None, None),
+        };
         write!(
             out,
             " {} {:o} {} {} {} {} {}.{} ",

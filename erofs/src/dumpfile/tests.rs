@@ -828,11 +828,21 @@ fn write_prints_like_composefs_info() {
 }
 
 #[test]
-fn write_prints_the_first_name_in_full() {
-    // The primary entry (/z) comes after the link (/a) in depth-first order.
-    let t = ok(&with_root(
-        "/a 0 @100644 1 0 0 0 0.0 /z - -\n/z 0 100644 2 0 0 0 0.0 - - -\n",
-    ));
+fn write_keeps_the_defining_line() {
+    // The primary entry (/z) comes after the link (/a) in depth-first order: it stays the line
+    // printed in full, so that parsing the output places the inode where the input did.
+    let input = with_root("/a 0 @100644 1 0 0 0 0.0 /z - -\n/z 0 100644 2 0 0 0 0.0 - - -\n");
+    let t = ok(&input);
+    let out = String::from_utf8(write_to_vec(&t)).unwrap();
+    assert_eq!(
+        out,
+        format!("{ROOT}/a 0 @100644 2 0 0 0 0.0 /z - -\n/z 0 100644 2 0 0 0 0.0 - - -\n")
+    );
+    assert_eq!(write_to_vec(&ok(&out)), out.as_bytes());
+    // A tree whose primary entry is the first name (every tree read from an image) prints the
+    // first name in full, as composefs-info does.
+    let mut t = t;
+    t.normalize_primary_entries();
     let out = String::from_utf8(write_to_vec(&t)).unwrap();
     assert_eq!(
         out,
@@ -841,8 +851,9 @@ fn write_prints_the_first_name_in_full() {
 }
 
 #[test]
-fn million_lines_parse_fast() {
-    // Not a benchmark: a guard against accidental quadratic behaviour.
+fn hundred_thousand_lines_round_trip() {
+    // Large enough that quadratic behaviour would make this test crawl; speed itself is
+    // measured by scripts/bench, not here.
     let mut input = String::from(ROOT);
     for d in 0..100 {
         input.push_str(&format!("/dir{d:03} 4096 40755 2 0 0 0 0.0 - - -\n"));
@@ -853,10 +864,8 @@ fn million_lines_parse_fast() {
             ));
         }
     }
-    let start = std::time::Instant::now();
     let t = parse_bytes(input.as_bytes(), &strict()).unwrap();
     assert_eq!(t.len(), 1 + 100 + 100_000);
     let written = write_to_vec(&t);
     assert_eq!(written, input.as_bytes());
-    assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
 }

@@ -1,9 +1,13 @@
 //! The dumpfile writer: the text C `composefs-info dump` prints for a tree.
 //!
-//! Entries are printed depth-first in sorted order from `/`. The first name met for an inode
-//! gets a full line (and, for a directory, its children); every later name is an `@` line that
-//! repeats the first one's fields and names the first path as its PAYLOAD. This is how C's
-//! reader meets inodes in an image, so the `link` flags of the tree do not matter here.
+//! Entries are printed depth-first in sorted order from `/`. An inode named once gets a full
+//! line (and, for a directory, its children). An inode with several names gets its full line at
+//! its primary entry (the tree's `link == false` entry; the first name met if it has none) and an
+//! `@` line everywhere else, repeating the full line's fields and naming its path as PAYLOAD —
+//! C's parser resolves `@` lines after the whole file, so a link may come before its target.
+//! For a tree read from an image the primary entry is the first name met, which is exactly how
+//! C's `composefs-info dump` prints it; for any other tree, writing then parsing keeps which
+//! entry is primary (V1 places a hardlinked inode at its primary entry).
 //!
 //! Fields are printed from the tree as they are: values an image writer recomputes (directory
 //! SIZE and NLINK, the SIZE of devices) appear as the tree holds them, which for a tree read
@@ -13,22 +17,11 @@
 use std::io::{self, Write};
 
 use super::escape::{escape_into, EscapeMode};
-use crate::tree::{FileData, Inode, InodeId, InodeKind, Tree};
+use crate::tree::{DirEntry, FileData, Inode, InodeId, InodeKind, Tree};
 
-/// Writes `tree` as a dumpfile.
-pub fn write(tree: &Tree, mut out: impl Write) -> io::Result<()> {
-    const FLUSH_AT: usize = 1 << 16;
-    let refs = tree.reference_counts();
-    let mut seen = vec![false; tree.len()];
-    // First path of every inode that more than one entry names (the targets of `@` lines).
-    let mut first_path: Vec<Option<Box<[u8]>>> = vec![None; tree.len()];
-    seen[0] = true;
-    // C builds the root's path from its (absent) name: an `@` line to the root has an empty
-    // PAYLOAD.
-    first_path[0] = Some(Box::default());
-
-    let mut buf = Vec::with_capacity(FLUSH_AT + 8192);
-    line(&mut buf, b"/", tree.root(), None);
+/// Walks the tree depth-first in sorted order, entering directories only through their primary
+/// entries, calling `f(dir, position, path, entry)`.
+fn walk_entries(tree: &Tree, mut f: impl FnMut(InodeId, usize, &[u8], &DirEntry) -> bool) {
     // Stack of (directory, next entry index, length of its path in `path`).
     let mut path: Vec<u8> = Vec::new();
     let mut stack: Vec<(InodeId, usize, usize)> = vec![(InodeId::ROOT, 0, 0)];
@@ -43,26 +36,69 @@ pub fn write(tree: &Tree, mut out: impl Write) -> io::Result<()> {
         path.truncate(len);
         path.push(b'/');
         path.extend_from_slice(&entry.name);
-        let id = entry.inode;
-        let inode = tree.inode(id);
-        if seen[id.index()] {
-            let target = first_path[id.index()].as_deref().unwrap_or_default();
-            line(&mut buf, &path, inode, Some(target));
-        } else {
-            seen[id.index()] = true;
-            if refs[id.index()] > 1 {
-                first_path[id.index()] = Some(path.as_slice().into());
-            }
-            line(&mut buf, &path, inode, None);
-            if inode.is_dir() {
-                stack.push((id, 0, path.len()));
-            }
-        }
-        if buf.len() >= FLUSH_AT {
-            out.write_all(&buf)?;
-            buf.clear();
+        if f(dir, pos, &path, entry) && tree.inode(entry.inode).is_dir() {
+            stack.push((entry.inode, 0, path.len()));
         }
     }
+}
+
+/// Writes `tree` as a dumpfile.
+pub fn write(tree: &Tree, mut out: impl Write) -> io::Result<()> {
+    const FLUSH_AT: usize = 1 << 16;
+    let refs = tree.reference_counts();
+    // For every inode with several names: the entry printed in full, and its path.
+    let mut full_at: Vec<Option<(InodeId, usize)>> = vec![None; tree.len()];
+    let mut first_at: Vec<Option<(InodeId, usize)>> = vec![None; tree.len()];
+    let mut full_path: Vec<Option<Box<[u8]>>> = vec![None; tree.len()];
+    let mut first_path: Vec<Option<Box<[u8]>>> = vec![None; tree.len()];
+    walk_entries(tree, |dir, pos, path, e| {
+        let i = e.inode.index();
+        if refs[i] > 1 {
+            if first_at[i].is_none() {
+                first_at[i] = Some((dir, pos));
+                first_path[i] = Some(path.into());
+            }
+            if !e.link && full_at[i].is_none() {
+                full_at[i] = Some((dir, pos));
+                full_path[i] = Some(path.into());
+            }
+        }
+        !e.link
+    });
+    for i in 0..tree.len() {
+        if full_at[i].is_none() {
+            full_at[i] = first_at[i].take();
+            full_path[i] = first_path[i].take();
+        }
+    }
+    // C builds the root's path from its (absent) name: an `@` line to the root has an empty
+    // PAYLOAD.
+    full_path[0] = Some(Box::default());
+
+    let mut buf = Vec::with_capacity(FLUSH_AT + 8192);
+    line(&mut buf, b"/", tree.root(), None);
+    let mut result = Ok(());
+    walk_entries(tree, |dir, pos, path, e| {
+        let i = e.inode.index();
+        let inode = tree.inode(e.inode);
+        let full = i != 0 && (refs[i] <= 1 || full_at[i] == Some((dir, pos)));
+        if full {
+            line(&mut buf, path, inode, None);
+        } else {
+            line(
+                &mut buf,
+                path,
+                inode,
+                Some(full_path[i].as_deref().unwrap_or_default()),
+            );
+        }
+        if buf.len() >= FLUSH_AT && result.is_ok() {
+            result = out.write_all(&buf);
+            buf.clear();
+        }
+        full
+    });
+    result?;
     out.write_all(&buf)?;
     out.flush()
 }

@@ -23,7 +23,9 @@ pub enum IdVersion {
 }
 
 impl IdVersion {
-    fn options(self) -> WriteOptions {
+    /// The write options of an image id: composefs-rs names V1 images by their
+    /// composefs_version 1 layout.
+    pub fn options(self) -> WriteOptions {
         match self {
             IdVersion::V1 => WriteOptions::v1_exact(1),
             IdVersion::V2 => WriteOptions::v2(),

@@ -3,19 +3,29 @@
 //! Run as `mkcomposefs` (a symlink) it is a drop-in for C mkcomposefs 1.0.8; run as
 //! `composefs-info` it is a drop-in for composefs-info. Otherwise the first argument names a
 //! command: `mkcomposefs`, `info`, `oci`, `tar`, `karg`; anything else is taken as mkcomposefs
-//! arguments. Every command is a thin layer over the `cfs_erofs` library.
+//! arguments. Every command is a thin layer over the `cfs_erofs` library. The drop-ins parse
+//! options like GNU getopt and fail like C; the newer commands use clap and fail with one line
+//! `mkcfs-rs: …` and exit 1.
 
+mod emit;
 mod getopt;
+mod info;
+mod karg;
 mod mkcomposefs;
+mod oci;
+mod progress;
+mod tar;
+mod tee;
 
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// Exit status of a command: C's tools exit 1 on every failure.
+/// Exit status of a command: C's tools exit 1 on every failure; `info diff` exits like `cmp`.
 pub enum Exit {
     Success,
     Failure,
+    Code(u8),
 }
 
 /// Prints `prog: message` on stderr, as C's `err`/`errx` do, and fails.
@@ -24,7 +34,49 @@ pub fn fail(prog: &str, message: &str) -> Exit {
     Exit::Failure
 }
 
-const COMMANDS: &str = "commands: mkcomposefs, info";
+const COMMANDS: &str = "commands: mkcomposefs, info, oci, tar, karg";
+
+/// Runs a clap-parsed command: `--help` prints and succeeds; a usage error or a failure is one
+/// line on stderr and exit 1.
+fn clap_command<P: clap::Parser>(
+    name: &str,
+    args: &[OsString],
+    run: impl FnOnce(&P) -> Result<(), String>,
+) -> Exit {
+    let argv =
+        std::iter::once(OsString::from(format!("mkcfs-rs {name}"))).chain(args.iter().cloned());
+    let parsed = match P::try_parse_from(argv) {
+        Ok(p) => p,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return Exit::Success;
+        }
+        Err(e) => {
+            // clap's message is its first paragraph; the rest is usage and tips.
+            let message =
+                if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    "a subcommand is required".to_owned()
+                } else {
+                    let text = e.render().to_string();
+                    let para: Vec<&str> = text
+                        .lines()
+                        .take_while(|l| !l.trim().is_empty())
+                        .map(str::trim)
+                        .collect();
+                    let joined = para.join(" ");
+                    joined.strip_prefix("error: ").unwrap_or(&joined).to_owned()
+                };
+            return fail(
+                "mkcfs-rs",
+                &format!("{message} (see `mkcfs-rs {name} --help`)"),
+            );
+        }
+    };
+    match run(&parsed) {
+        Ok(()) => Exit::Success,
+        Err(msg) => fail("mkcfs-rs", &msg),
+    }
+}
 
 fn main() -> ExitCode {
     let mut args: Vec<OsString> = std::env::args_os().collect();
@@ -34,10 +86,28 @@ fn main() -> ExitCode {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "mkcfs-rs".into());
     let rest = args.split_off(1.min(args.len()));
+    let argv0 = argv0.to_string_lossy();
     let exit = match prog.as_str() {
         "mkcomposefs" => mkcomposefs::main(&prog, &rest),
+        "composefs-info" => info::main(
+            &info::Names {
+                bin: &argv0,
+                short: &prog,
+            },
+            &rest,
+        ),
         _ => match rest.first().and_then(|s| s.to_str()) {
             Some("mkcomposefs") => mkcomposefs::main("mkcomposefs", &rest[1..]),
+            Some("info") => info::main(
+                &info::Names {
+                    bin: &format!("{argv0} info"),
+                    short: &format!("{prog} info"),
+                },
+                &rest[1..],
+            ),
+            Some("oci") => clap_command("oci", &rest[1..], oci::run),
+            Some("tar") => clap_command("tar", &rest[1..], tar::run),
+            Some("karg") => clap_command("karg", &rest[1..], karg::run),
             Some("--help" | "-h" | "help") => {
                 println!("usage: {prog} COMMAND [ARGS…]   ({COMMANDS}); with no command, mkcomposefs arguments");
                 Exit::Success
@@ -52,5 +122,6 @@ fn main() -> ExitCode {
     match exit {
         Exit::Success => ExitCode::SUCCESS,
         Exit::Failure => ExitCode::FAILURE,
+        Exit::Code(c) => ExitCode::from(c),
     }
 }

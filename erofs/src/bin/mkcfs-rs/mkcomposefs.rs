@@ -17,6 +17,7 @@ use cfs_erofs::tree::{FileData, HashAlgorithm, InodeKind, Tree};
 use cfs_erofs::write::{self, FormatVersion, WriteOptions};
 
 use crate::getopt::{getopt_long, GetoptError, LongOpt};
+use crate::tee::Tee;
 use crate::{fail, Exit};
 
 const LONG_OPTS: &[LongOpt] = &[
@@ -280,30 +281,6 @@ impl Write for Sink {
             Sink::Stdout(s) => s.flush(),
             Sink::File(f) => f.flush(),
         }
-    }
-}
-
-/// Copies everything written to the image sink into the fs-verity hasher as well.
-struct Tee<'a> {
-    sink: io::BufWriter<&'a mut Sink>,
-    hasher: Option<FsVerityHasher>,
-}
-
-impl Write for Tee<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_all(buf)?;
-        Ok(buf.len())
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        if let Some(h) = &mut self.hasher {
-            h.update(buf);
-        }
-        self.sink.write_all(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.sink.flush()
     }
 }
 

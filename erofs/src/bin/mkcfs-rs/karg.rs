@@ -1,0 +1,164 @@
+//! `mkcfs-rs karg`: kernel command-line arguments naming composefs images.
+//!
+//! - `parse [CMDLINE]` lists every composefs argument of a command line (default
+//!   `/proc/cmdline`), one per line: the argument, then `version=`, `form=` (`legacy` for
+//!   `composefs=`, `versioned` for `composefs.digest=`), `algorithm=`, `digest=`, `insecure=`.
+//! - `make DIGEST` writes the argument for an image digest.
+//! - `resolve --store REPO [CMDLINE]` picks the image the initramfs would boot from a
+//!   composefs-rs repository (`REPO/images/<hex>`): the first argument whose image exists,
+//!   after checking every argument parses; an image whose content does not measure to its
+//!   name is an error, not a miss.
+//!
+//! Thin over `cfs_erofs::karg`; the folder-backed [`ImageStore`] lives here because the
+//! library has none.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use cfs_erofs::fsverity;
+use cfs_erofs::karg::{self, ImageStore, ImageVersion, Karg, KargForm, StoreFault};
+use cfs_erofs::tree::{Digest, HashAlgorithm};
+
+use crate::emit::Hash;
+
+/// Kernel arguments naming composefs images
+#[derive(Debug, clap::Parser)]
+#[command(name = "mkcfs-rs karg")]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// List the composefs arguments of a command line
+    Parse {
+        /// The command line (default: the contents of /proc/cmdline)
+        cmdline: Option<String>,
+    },
+    /// Write the argument that boots an image
+    Make {
+        /// Image layout: 1 (composefs.digest=v1-…) or 2 (composefs=…)
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+        erofs_version: u8,
+        #[arg(long, value_enum, default_value_t = Hash::Sha256)]
+        hash: Hash,
+        /// fs-verity is optional when mounting
+        #[arg(long)]
+        insecure: bool,
+        /// The image's fs-verity digest, in hex
+        digest: String,
+    },
+    /// Pick the image to boot from a composefs-rs repository
+    Resolve {
+        /// The repository (holding `images/<hex>`)
+        #[arg(long, value_name = "DIR")]
+        store: PathBuf,
+        /// The command line (default: the contents of /proc/cmdline)
+        cmdline: Option<String>,
+    },
+}
+
+fn cmdline(given: &Option<String>) -> Result<String, String> {
+    match given {
+        Some(c) => Ok(c.clone()),
+        None => std::fs::read_to_string("/proc/cmdline")
+            .map_err(|e| format!("/proc/cmdline: {}", cfs_erofs::io_message(&e))),
+    }
+}
+
+/// One `parse` line.
+fn describe(k: &Karg) -> String {
+    let version = match k.version {
+        ImageVersion::V1 => "v1",
+        ImageVersion::V2 => "v2",
+    };
+    let form = match k.form {
+        KargForm::Legacy => "legacy",
+        KargForm::Versioned => "versioned",
+    };
+    format!(
+        "{k}\tversion={version} form={form} algorithm={} digest={} insecure={}",
+        k.algorithm().name(),
+        k.digest.to_hex(),
+        k.insecure
+    )
+}
+
+pub fn run(args: &Args) -> Result<(), String> {
+    match &args.command {
+        Command::Parse { cmdline: c } => {
+            let kargs = karg::collect(&cmdline(c)?).map_err(|e| e.to_string())?;
+            if kargs.is_empty() {
+                return Err("no composefs argument on the command line".into());
+            }
+            for k in &kargs {
+                println!("{}", describe(k));
+            }
+            Ok(())
+        }
+        Command::Make {
+            erofs_version,
+            hash,
+            insecure,
+            digest,
+        } => {
+            let digest = parse_digest(digest, (*hash).into())?;
+            let k = match erofs_version {
+                2 => Karg::v2(digest, *insecure),
+                _ => Karg::v1(digest, *insecure),
+            };
+            println!("{k}");
+            Ok(())
+        }
+        Command::Resolve { store, cmdline: c } => {
+            let images = RepoImages {
+                dir: store.join("images"),
+            };
+            let r = karg::resolve(&cmdline(c)?, &images).map_err(|e| e.to_string())?;
+            println!("{}", r.karg);
+            Ok(())
+        }
+    }
+}
+
+fn parse_digest(hex: &str, alg: HashAlgorithm) -> Result<Digest, String> {
+    let want = alg.digest_len() * 2;
+    if hex.len() != want {
+        return Err(format!(
+            "digest `{hex}`: {} hex digits, {} needs {want}",
+            hex.len(),
+            alg.name()
+        ));
+    }
+    let bytes = ::hex::decode(hex).map_err(|_| format!("digest `{hex}`: not hex"))?;
+    Ok(Digest::from_bytes(&bytes).expect("length checked"))
+}
+
+/// The `images/` folder of a composefs-rs repository: `images/<hex>` (usually a symlink to
+/// the object) is the image the argument names.
+struct RepoImages {
+    dir: PathBuf,
+}
+
+impl ImageStore for RepoImages {
+    fn probe(&self, k: &Karg) -> Result<bool, StoreFault> {
+        let path = self.dir.join(k.digest.to_hex());
+        let fault = |path: &Path, e: io::Error| {
+            StoreFault::Other(format!("{}: {}", path.display(), cfs_erofs::io_message(&e)))
+        };
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(fault(&path, e)),
+        };
+        let actual = fsverity::digest_reader(k.algorithm(), file).map_err(|e| fault(&path, e))?;
+        if actual != k.digest {
+            return Err(StoreFault::DigestMismatch {
+                actual: actual.to_hex(),
+            });
+        }
+        Ok(true)
+    }
+}
