@@ -342,6 +342,9 @@ fn run(prog: &str, o: &Options, src: &Path, dest: Option<&Path>) -> Result<(), S
         .map_err(|e| format!("cannot write file: {}", cfs_erofs::io_message(&e)))?;
     let digest = tee.hasher.take().map(FsVerityHasher::finish);
     drop(tee);
+    // The process ends right after this; freeing a million-entry tree piece by piece would
+    // only cost time.
+    std::mem::forget(tree);
     match sink {
         Sink::File(f) => f
             .commit()
