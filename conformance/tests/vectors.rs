@@ -247,3 +247,56 @@ fn composefs_rs_outcomes_are_the_documented_ones() {
         v2.table(false)
     );
 }
+
+/// Every "Vectors (§…):" line of docs/FORMAT.md names vectors that exist and that cover one of
+/// the line's rules, and every rule a vector claims has a section naming it.
+#[test]
+fn format_document_names_the_vectors_of_each_rule() {
+    let manifest = Manifest::load(&vectors_dir()).expect("manifest");
+    let rules: BTreeMap<&str, &[String]> = manifest
+        .vectors
+        .iter()
+        .map(|v| (v.name.as_str(), &v.rules[..]))
+        .collect();
+    let doc =
+        std::fs::read_to_string(conformance::oracle::repo_root().join("docs/FORMAT.md")).unwrap();
+    let mut named = std::collections::BTreeSet::new();
+    let mut lines = 0;
+    for line in doc.lines().filter(|l| l.starts_with("Vectors (")) {
+        lines += 1;
+        let ids: Vec<&str> = line["Vectors (".len()..line.find("):").expect("closing")]
+            .split(", ")
+            .collect();
+        for name in line
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|n| rules.contains_key(n))
+        {
+            assert!(
+                rules[name].iter().any(|r| ids.contains(&r.as_str())),
+                "{name} is listed under {ids:?} but covers {:?}",
+                rules[name]
+            );
+            named.insert(name);
+        }
+        for id in &ids {
+            let expected: Vec<&str> = rules
+                .iter()
+                .filter(|(_, r)| r.iter().any(|x| x == id))
+                .map(|(n, _)| *n)
+                .collect();
+            for n in expected {
+                assert!(
+                    line.contains(&format!("`{n}`")),
+                    "{n} covers {id} but is not listed in: {line}"
+                );
+            }
+        }
+    }
+    assert!(lines >= 40, "only {lines} rule sections name vectors");
+    assert!(
+        named.len() * 10 >= rules.len() * 9,
+        "most vectors are named by some rule section"
+    );
+}
