@@ -99,6 +99,49 @@ fn fixtures_pass_the_checks() {
     }
 }
 
+/// Every fixture OCI layout, as the `oci_layout` target's records (its digests are literal,
+/// so no placeholder is needed), and every layer blob, uncompressed, as a raw and a
+/// recompressed `tar_layer` input.
+#[test]
+fn fixture_layouts_and_layers_pass_the_checks() {
+    use std::io::Read;
+    let mut layouts = 0;
+    for dir in files_or_dirs(&repo_root().join("fixtures/oci")) {
+        let Ok(index) = std::fs::read(dir.join("index.json")) else {
+            continue;
+        };
+        let mut records = vec![index];
+        for blob in files_in(&dir.join("blobs/sha256")) {
+            let data = std::fs::read(&blob).unwrap();
+            let mut plain = Vec::new();
+            if flate2::read::GzDecoder::new(&data[..])
+                .read_to_end(&mut plain)
+                .is_err()
+            {
+                plain = data.clone();
+            }
+            for mode in [0u8, 2] {
+                let mut input = vec![mode];
+                input.extend_from_slice(&plain);
+                replay(
+                    &blob.display().to_string(),
+                    fuzz_checks::check_tar_layer,
+                    &input,
+                );
+            }
+            records.push(data);
+        }
+        let joined = records.join(&b"\n--blob--\n"[..]);
+        replay(
+            &dir.display().to_string(),
+            fuzz_checks::check_oci_layout,
+            &joined,
+        );
+        layouts += 1;
+    }
+    assert!(layouts >= 4, "{layouts} fixture layouts");
+}
+
 /// xorshift64*: deterministic bytes for the structured targets.
 fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -164,10 +164,7 @@ fn unsorted_and_duplicate_names() {
     let xa = entry(&b, root, "xa");
     let xb = entry(&b, root, "xb");
     // Name bytes follow the dirents of the chunk; find where each name is stored.
-    let name_at = |d: &RawDirent<'_>| {
-        let base = d.name.as_ptr() as usize - b.as_ptr() as usize;
-        base
-    };
+    let name_at = |d: &RawDirent<'_>| d.name.as_ptr() as usize - b.as_ptr() as usize;
     let (pa, pb) = (name_at(&xa), name_at(&xb));
     let mut x = b.clone();
     x[pa + 1] = b'b';

@@ -771,10 +771,13 @@ pub fn check_karg_parse(data: &[u8]) {
 }
 
 /// Whether some inode's inline data (file content or symlink target), with a 64-byte inode
-/// header and its xattrs stored locally, cannot fit in one block. V2 (like composefs-rs
-/// 0.9.4) writes all such data inline, so the image is invalid: fsck.erofs and the reader
-/// refuse it. Reported to the writer's owner; until the writer refuses such trees, the V2
-/// round trip skips them.
+/// header, its xattrs stored locally and a slot of alignment, might not fit in one block.
+/// V2 (like composefs-rs 0.9.4) writes all inline content after the inode, so a file over
+/// 4096 bytes gives an image the reader refuses ("data block out of range", fsck.erofs fails
+/// too), and one of 4090 bytes can be placed so that its data crosses a block ("inline data
+/// crosses a block boundary"). Reported to the writer's owner; until the writer refuses or
+/// places such trees correctly, the V2 round trip skips them (conservatively: from about
+/// 4000 bytes; `fixtures/fuzz-regressions/roundtrip/v2-inline-*`).
 pub fn v2_inline_overflows(tree: &Tree) -> bool {
     tree.inodes().any(|(_, inode)| {
         let data = match &inode.kind {
@@ -787,7 +790,7 @@ pub fn v2_inline_overflows(tree: &Tree) -> bool {
             .iter()
             .map(|x| (4 + x.name.len() + x.value.len()).div_ceil(4) * 4)
             .sum();
-        64 + 12 + xattrs + data > 4096
+        64 + 12 + xattrs + data + 32 > 4096
     })
 }
 
