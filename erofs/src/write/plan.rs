@@ -689,6 +689,19 @@ impl<'t> Plan<'t> {
                 Placement::V2 => pad_v2(&meta, slot_pos, h + x, tail),
             };
             let at = slot_pos + extra;
+            // V2 keeps all inline data after the inode and only pads to the next block, so data
+            // that cannot fit in one block would cross a boundary (or, at a multiple of 4096,
+            // leave a block it never writes): the kernel refuses such an image. composefs-rs
+            // never inlines that much; we refuse rather than write an unreadable image.
+            if self.policy.placement() == Placement::V2 && tail > 0 {
+                let start = (at + h + x) % BLOCK_SIZE;
+                if u64::from(tail) >= BLOCK_SIZE || start + u64::from(tail) > BLOCK_SIZE {
+                    return Err(WriteError::BadStructure {
+                        path: self.path(i),
+                        reason: "inline data too large for the V2 layout (it would cross a block)",
+                    });
+                }
+            }
             let node = &mut self.nodes[i];
             node.compact = compact;
             node.nid = at / SLOT_SIZE;
