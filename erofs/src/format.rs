@@ -221,6 +221,20 @@ pub mod file_type {
     pub const SYMLINK: u8 = 7;
 }
 
+/// The directory-entry file type of an inode type.
+pub fn dirent_type(t: crate::tree::FileType) -> u8 {
+    use crate::tree::FileType;
+    match t {
+        FileType::Regular => file_type::REGULAR,
+        FileType::Directory => file_type::DIRECTORY,
+        FileType::CharDevice => file_type::CHAR_DEVICE,
+        FileType::BlockDevice => file_type::BLOCK_DEVICE,
+        FileType::Fifo => file_type::FIFO,
+        FileType::Socket => file_type::SOCKET,
+        FileType::Symlink => file_type::SYMLINK,
+    }
+}
+
 /// The xattr name prefixes EROFS can abbreviate, by index. The matching order of a writer is
 /// its own policy (C never uses `lustre.`); this table only says what each index means.
 pub const XATTR_PREFIXES: [(u8, &[u8]); 6] = [

@@ -112,7 +112,7 @@ pub(crate) fn image(children: &[Child<'_>]) -> Vec<u8> {
             _ => {
                 let i = sorted.iter().position(|c| c.name == *n).unwrap();
                 let t = crate::tree::FileType::from_mode(u32::from(sorted[i].mode)).unwrap();
-                (placed[i].0 / 32, walk::dirent_type(t))
+                (placed[i].0 / 32, crate::format::dirent_type(t))
             }
         };
         let de = Dirent {

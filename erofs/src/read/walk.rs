@@ -13,7 +13,7 @@
 
 use super::image::{ChunkEntries, DirChunks, ImageView, RawDirent, RawInode};
 use super::{ReadError, ReadErrorKind as K};
-use crate::format::{file_type, DataLayout, BLOCK_SIZE, NULL_ADDR, SLOT_SIZE};
+use crate::format::{DataLayout, BLOCK_SIZE, NULL_ADDR, SLOT_SIZE};
 use crate::tree::{FileType, NAME_MAX};
 
 /// A fixed-size bitmap.
@@ -39,19 +39,6 @@ impl BitSet {
         if let Some(w) = self.words.get_mut((i / 64) as usize) {
             *w |= 1 << (i % 64);
         }
-    }
-}
-
-/// The dirent file type code of an inode type.
-pub(crate) fn dirent_type(t: FileType) -> u8 {
-    match t {
-        FileType::Regular => file_type::REGULAR,
-        FileType::Directory => file_type::DIRECTORY,
-        FileType::CharDevice => file_type::CHAR_DEVICE,
-        FileType::BlockDevice => file_type::BLOCK_DEVICE,
-        FileType::Fifo => file_type::FIFO,
-        FileType::Socket => file_type::SOCKET,
-        FileType::Symlink => file_type::SYMLINK,
     }
 }
 
@@ -418,7 +405,7 @@ pub(crate) fn walk<'a, V: Visitor<'a>>(
                 K::NidOutOfRange(_) => ReadError::at(e.kind, d.offset),
                 _ => e,
             })?;
-            if d.file_type != dirent_type(inode.file_type) {
+            if d.file_type != crate::format::dirent_type(inode.file_type) {
                 return Err(ReadError::at(K::DirentTypeMismatch, d.offset));
             }
             if depth == 1 {

@@ -9,9 +9,9 @@ use std::io::{self, BufWriter, Write};
 use zerocopy::IntoBytes;
 
 use crate::format::{
-    file_type, CompactInode, ComposefsHeader, DataLayout, Dirent, ExtendedInode, Superblock,
-    XattrHeader, BLOCK_BITS, BLOCK_SIZE, COMPOSEFS_FEATURE_COMPAT, COMPOSEFS_HEADER_VERSION,
-    COMPOSEFS_MAGIC, DIRENT_SIZE, EROFS_MAGIC, SLOT_SIZE, SUPERBLOCK_OFFSET, XATTR_HEADER_SIZE,
+    CompactInode, ComposefsHeader, DataLayout, Dirent, ExtendedInode, Superblock, XattrHeader,
+    BLOCK_BITS, BLOCK_SIZE, COMPOSEFS_FEATURE_COMPAT, COMPOSEFS_HEADER_VERSION, COMPOSEFS_MAGIC,
+    DIRENT_SIZE, EROFS_MAGIC, SLOT_SIZE, SUPERBLOCK_OFFSET, XATTR_HEADER_SIZE,
 };
 use crate::tree::{Directory, FileType};
 
@@ -60,19 +60,6 @@ impl<W: Write> Out<W> {
     fn align(&mut self, to: u64) -> io::Result<()> {
         let n = crate::format::round_up(self.pos, to) - self.pos;
         self.zeros(n)
-    }
-}
-
-/// EROFS directory-entry file type.
-fn erofs_file_type(t: FileType) -> u8 {
-    match t {
-        FileType::Regular => file_type::REGULAR,
-        FileType::Directory => file_type::DIRECTORY,
-        FileType::CharDevice => file_type::CHAR_DEVICE,
-        FileType::BlockDevice => file_type::BLOCK_DEVICE,
-        FileType::Fifo => file_type::FIFO,
-        FileType::Socket => file_type::SOCKET,
-        FileType::Symlink => file_type::SYMLINK,
     }
 }
 
@@ -335,7 +322,7 @@ fn write_chunk<W: Write>(
         let de = Dirent {
             nid: plan.nodes[t].nid.into(),
             nameoff: (nameoff as u16).into(),
-            file_type: erofs_file_type(plan.meta(t).ftype),
+            file_type: crate::format::dirent_type(plan.meta(t).ftype),
             reserved: 0,
         };
         o.write_all(de.as_bytes())?;
@@ -382,8 +369,8 @@ mod tests {
 
     #[test]
     fn file_types() {
-        assert_eq!(erofs_file_type(FileType::Symlink), 7);
-        assert_eq!(erofs_file_type(FileType::Directory), 2);
-        assert_eq!(erofs_file_type(FileType::Regular), 1);
+        assert_eq!(crate::format::dirent_type(FileType::Symlink), 7);
+        assert_eq!(crate::format::dirent_type(FileType::Directory), 2);
+        assert_eq!(crate::format::dirent_type(FileType::Regular), 1);
     }
 }
