@@ -21,32 +21,9 @@ use proptest::prelude::*;
 /// in that order as its primary entry, and unreachable inodes dropped. A directory is entered
 /// at its first name, whether or not that entry is a link.
 pub fn canonicalize(tree: &Tree) -> Tree {
-    let mut out = Tree::new(strip(tree.root()));
-    let mut map: Vec<Option<InodeId>> = vec![None; tree.len()];
-    map[0] = Some(InodeId::ROOT);
-    let mut stack = vec![(InodeId::ROOT, InodeId::ROOT, 0usize)];
-    while let Some(top) = stack.last_mut() {
-        let (old_dir, new_dir, pos) = *top;
-        let Some(entry) = tree.dir(old_dir).expect("directory").entries().get(pos) else {
-            stack.pop();
-            continue;
-        };
-        top.2 += 1;
-        match map[entry.inode.index()] {
-            Some(new) => out.link(new_dir, &entry.name, new).expect("valid entry"),
-            None => {
-                let inode = tree.inode(entry.inode);
-                let new = out
-                    .add(new_dir, &entry.name, strip(inode))
-                    .expect("valid entry");
-                map[entry.inode.index()] = Some(new);
-                if inode.is_dir() {
-                    stack.push((entry.inode, new, 0));
-                }
-            }
-        }
-    }
-    out
+    let mut first_names_primary = tree.clone();
+    first_names_primary.normalize_primary_entries();
+    renumber(&first_names_primary)
 }
 
 /// Rebuilds `tree` with inodes numbered in depth-first sorted order of their primary entries

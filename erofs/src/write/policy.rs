@@ -6,7 +6,7 @@
 
 use std::cmp::Ordering;
 
-use crate::format::{BLOCK_BITS, CHUNK_FORMAT_BLKBITS_MASK};
+use crate::format::{BLOCK_BITS, CHUNK_FORMAT_BLKBITS_MASK, XATTR_PREFIXES};
 use crate::tree::Mtime;
 
 use super::xattrs::Cat;
@@ -42,16 +42,6 @@ const PREFIXES_V1: [(u8, &[u8]); 5] = [
     (2, b"system.posix_acl_access"),
     (3, b"system.posix_acl_default"),
     (4, b"trusted."),
-    (6, b"security."),
-];
-
-/// composefs-rs V2 also abbreviates `lustre.`.
-const PREFIXES_V2: [(u8, &[u8]); 6] = [
-    (1, b"user."),
-    (2, b"system.posix_acl_access"),
-    (3, b"system.posix_acl_default"),
-    (4, b"trusted."),
-    (5, b"lustre."),
     (6, b"security."),
 ];
 
@@ -105,7 +95,8 @@ impl Policy {
     pub fn prefixes(&self) -> &'static [(u8, &'static [u8])] {
         match self.family {
             Family::V1 => &PREFIXES_V1,
-            Family::V2 => &PREFIXES_V2,
+            // composefs-rs V2 abbreviates every prefix EROFS defines, `lustre.` included.
+            Family::V2 => &XATTR_PREFIXES,
         }
     }
 
