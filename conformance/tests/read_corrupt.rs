@@ -360,10 +360,13 @@ fn every_image() -> Vec<(String, Vec<u8>)> {
             read_support::build_with_c(&name, &dump, None, &dir.path().join("f.img")),
         ));
         let tree = parse_bytes(&dump, &ParseOptions::default()).unwrap();
-        out.push((
-            format!("{name} (V2)"),
-            image_bytes(&tree, &WriteOptions::v2()).unwrap(),
-        ));
+        // V2 refuses inline data that would cross a block (xattrs.dump's 5000-byte file):
+        // that tree has no V2 image to corrupt.
+        match image_bytes(&tree, &WriteOptions::v2()) {
+            Ok(img) => out.push((format!("{name} (V2)"), img)),
+            Err(cfs_erofs::write::WriteError::BadStructure { .. }) => {}
+            Err(e) => panic!("{name}: V2 build failed: {e}"),
+        }
     }
     out.push((
         "v2feat.img".into(),
