@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use conformance::oracle::{mkcfs_rs, Oracle};
-use read_support::{corpus_image, corpus_images};
+use read_support::{assert_same, corpus_image, corpus_images};
 
 fn run(mut cmd: Command) -> Output {
     cmd.output().expect("run")
@@ -81,25 +81,6 @@ impl Tools {
                 .replace("mkcfs-rs info", "composefs-info"),
             Tool::Link => s.replace(&self.link.display().to_string(), "BIN"),
         }
-    }
-}
-
-/// Shows where two outputs first differ.
-fn assert_same(what: &str, ours: &[u8], c: &[u8]) {
-    if ours != c {
-        let at = ours
-            .iter()
-            .zip(c)
-            .position(|(a, b)| a != b)
-            .unwrap_or(ours.len().min(c.len()));
-        let from = at.saturating_sub(200);
-        panic!(
-            "{what}: outputs differ at byte {at} (ours {} bytes, C {} bytes)\nours: {}\nC:    {}",
-            ours.len(),
-            c.len(),
-            String::from_utf8_lossy(&ours[from..(at + 200).min(ours.len())]),
-            String::from_utf8_lossy(&c[from..(at + 200).min(c.len())]),
-        );
     }
 }
 

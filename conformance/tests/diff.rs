@@ -7,7 +7,7 @@
 
 use cfs_erofs::diff::{diff_images, first_difference, Class, DiffError, Field, Place, Side};
 use cfs_erofs::dumpfile::{parse_bytes, ParseOptions};
-use cfs_erofs::read::image::{ChunkEntries, ImageView, RawDirent};
+use cfs_erofs::read::image::{ImageView, RawDirent};
 use cfs_erofs::write::{image_bytes, WriteOptions};
 
 /// The base tree: inline files with xattrs, one xattr on three inodes (so it is shared), a
@@ -60,16 +60,7 @@ fn with_line(prefix: &str, line: Option<&str>) -> String {
 
 fn dirents(bytes: &[u8], dir_nid: u64) -> Vec<RawDirent<'_>> {
     let view = ImageView::new(bytes).unwrap();
-    let dir = view.inode(dir_nid).unwrap();
-    let mut chunks = view.dir_chunks(&dir).unwrap();
-    let mut out = Vec::new();
-    while let Some((chunk, off)) = chunks.next_chunk().unwrap() {
-        let mut e = ChunkEntries::new(chunk, off).unwrap();
-        while let Some(d) = e.next_entry().unwrap() {
-            out.push(d);
-        }
-    }
-    out
+    view.dirents(&view.inode(dir_nid).unwrap()).unwrap()
 }
 
 /// The nid of a top-level entry.
@@ -436,14 +427,8 @@ fn retargeted_hardlink() {
 
 /// A large real tree (a CentOS Stream 9 minimal image's dumpfile from the C corpus).
 fn big_tree() -> cfs_erofs::Tree {
-    use std::io::Read;
-    let raw = std::fs::read(conformance::oracle::corpus_dir().join("cs9-x86_64-minimal.dump.gz"))
-        .unwrap();
-    let mut text = Vec::new();
-    flate2::read::GzDecoder::new(&raw[..])
-        .read_to_end(&mut text)
-        .unwrap();
-    parse_bytes(&text, &ParseOptions::default()).unwrap()
+    let dump = conformance::corpus::asset("cs9-x86_64-minimal.dump.gz").dump;
+    parse_bytes(&dump, &ParseOptions::default()).unwrap()
 }
 
 #[test]

@@ -2,54 +2,25 @@
 //! messages, and `composefs-info dump` of images `mkcomposefs` built.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
 use cfs_erofs::dumpfile::{parse_bytes, write_to_vec, ParseOptions};
 use cfs_erofs::format::XATTR_PREFIXES;
 use cfs_erofs::tree::{FileData, InodeKind, Tree};
-use conformance::oracle::{corpus_dir, Oracle};
+use conformance::oracle::Oracle;
 use conformance::strategy::{arb_tree, canonicalize, renumber};
 use proptest::prelude::*;
 
 const STRICT: ParseOptions = ParseOptions { strict: true };
 const LAX: ParseOptions = ParseOptions { strict: false };
 
-/// Corpus files C's test-checksums.sh builds without CFS_PARSE_STRICT.
-const NON_STRICT: [&str; 3] = [
-    "no-newline.dump",
-    "longlink.dump",
-    "honggfuzz-longlink-unterminated.dump",
-];
-
 /// Every dumpfile of the C corpus that should build: (file name, bytes, strict).
 fn corpus() -> Vec<(String, Vec<u8>, bool)> {
-    let mut out = Vec::new();
-    let mut names: Vec<String> = std::fs::read_dir(corpus_dir())
-        .expect("read corpus")
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| {
-            (n.ends_with(".dump") || n.ends_with(".dump.gz")) && !n.starts_with("should-fail-")
-        })
-        .collect();
-    names.sort();
-    for name in names {
-        let raw = std::fs::read(corpus_dir().join(&name)).unwrap();
-        let bytes = if name.ends_with(".gz") {
-            let mut v = Vec::new();
-            flate2::read::GzDecoder::new(&raw[..])
-                .read_to_end(&mut v)
-                .unwrap();
-            v
-        } else {
-            raw
-        };
-        let strict = !NON_STRICT.contains(&name.as_str());
-        out.push((name, bytes, strict));
-    }
-    assert!(out.len() >= 15, "corpus incomplete: {}", out.len());
-    out
+    conformance::corpus::assets()
+        .into_iter()
+        .map(|a| (a.name, a.dump, a.strict))
+        .collect()
 }
 
 fn opts(strict: bool) -> ParseOptions {
@@ -136,28 +107,14 @@ fn corpus_parses_and_round_trips() {
 #[test]
 fn should_fail_corpus_is_rejected_with_c_messages() {
     let dir = tempfile::tempdir().unwrap();
-    let mut files: Vec<_> = std::fs::read_dir(corpus_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("should-fail-")
-        })
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 14, "{files:?}");
-    for path in files {
-        let input = std::fs::read(&path).unwrap();
+    for (name, input) in conformance::corpus::should_fail() {
         let c =
             c_build(dir.path(), &input, false, None).expect_err("C accepted a should-fail file");
         let ours = parse_bytes(&input, &LAX).expect_err("accepted a should-fail file");
         assert_eq!(
             String::from_utf8_lossy(&ours.message_bytes()),
             String::from_utf8_lossy(&c_reason(&c)),
-            "{}",
-            path.display()
+            "{name}"
         );
     }
 }
@@ -165,15 +122,10 @@ fn should_fail_corpus_is_rejected_with_c_messages() {
 #[test]
 fn c_dump_of_c_images_rewrites_identically() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, bytes, strict) in corpus() {
-        let version = std::fs::read_to_string(corpus_dir().join(format!("{name}.version"))).ok();
-        let image = c_build(
-            dir.path(),
-            &bytes,
-            strict,
-            version.as_deref().map(str::trim),
-        )
-        .unwrap_or_else(|e| panic!("{name}: C failed: {}", String::from_utf8_lossy(&e)));
+    for a in conformance::corpus::assets() {
+        let (name, version) = (&a.name, a.version.map(|v| v.to_string()));
+        let image = c_build(dir.path(), &a.dump, a.strict, version.as_deref())
+            .unwrap_or_else(|e| panic!("{name}: C failed: {}", String::from_utf8_lossy(&e)));
         let dump = c_dump(dir.path(), &image);
         let tree = parse_bytes(&dump, &STRICT).unwrap_or_else(|e| panic!("{name}: C dump: {e}"));
         let ours = write_to_vec(&tree);

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use cfs_erofs::info::{self, Filter, InfoError};
 use conformance::oracle::Oracle;
-use read_support::{c_image, corpus_image, corpus_images};
+use read_support::{assert_same, c_image, corpus_image, corpus_images};
 
 /// Runs C composefs-info with `args`, returning stdout; it must succeed.
 fn c_info(args: &[&str], images: &[&Path]) -> Vec<u8> {
@@ -30,25 +30,6 @@ fn ours(f: impl FnOnce(&mut Vec<u8>) -> Result<(), InfoError>) -> Vec<u8> {
     let mut v = Vec::new();
     f(&mut v).expect("our info command");
     v
-}
-
-/// Shows where two outputs first differ.
-fn assert_same(what: &str, ours: &[u8], c: &[u8]) {
-    if ours != c {
-        let at = ours
-            .iter()
-            .zip(c)
-            .position(|(a, b)| a != b)
-            .unwrap_or(ours.len().min(c.len()));
-        let from = at.saturating_sub(200);
-        panic!(
-            "{what}: outputs differ at byte {at} (ours {} bytes, C {} bytes)\nours: {}\nC:    {}",
-            ours.len(),
-            c.len(),
-            String::from_utf8_lossy(&ours[from..(at + 200).min(ours.len())]),
-            String::from_utf8_lossy(&c[from..(at + 200).min(c.len())]),
-        );
-    }
 }
 
 #[test]

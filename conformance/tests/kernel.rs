@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use cfs_erofs::dumpfile::{parse_bytes, ParseOptions};
@@ -18,7 +17,6 @@ use cfs_erofs::fsverity;
 use cfs_erofs::tree::{FileData, HashAlgorithm, Inode, InodeId, InodeKind, Mtime, Tree};
 use cfs_erofs::write::{image_bytes, write_images, WriteOptions};
 use conformance::kernel::{can_mount, expected_erofs_view, mount_and_walk, Layout};
-use conformance::oracle::corpus_dir;
 use conformance::strategy::arb_tree;
 use conformance::walk;
 use proptest::prelude::*;
@@ -122,29 +120,13 @@ fn keep(img: &Path) {
 }
 
 fn corpus_trees() -> Vec<(String, Tree)> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(corpus_dir()).unwrap() {
-        let name = e.unwrap().file_name().to_string_lossy().into_owned();
-        if name.starts_with("should-fail")
-            || !(name.ends_with(".dump") || name.ends_with(".dump.gz"))
-        {
-            continue;
-        }
-        let raw = fs::read(corpus_dir().join(&name)).unwrap();
-        let bytes = if name.ends_with(".gz") {
-            let mut v = Vec::new();
-            flate2::read::GzDecoder::new(&raw[..])
-                .read_to_end(&mut v)
-                .unwrap();
-            v
-        } else {
-            raw
-        };
-        let tree = parse_bytes(&bytes, &ParseOptions { strict: false }).unwrap();
-        out.push((name, tree));
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+    conformance::corpus::assets()
+        .into_iter()
+        .map(|a| {
+            let tree = parse_bytes(&a.dump, &ParseOptions { strict: false }).unwrap();
+            (a.name, tree)
+        })
+        .collect()
 }
 
 #[test]

@@ -6,7 +6,7 @@
 mod read_support;
 
 use cfs_erofs::info;
-use cfs_erofs::read::image::{ChunkEntries, ImageView, RawDirent};
+use cfs_erofs::read::image::{ImageView, RawDirent};
 use cfs_erofs::read::{read_image, read_image_with, ReadErrorKind as K, ReadMode};
 use read_support::{c_image, corpus_image};
 
@@ -33,16 +33,7 @@ fn image() -> Vec<u8> {
 
 fn entries(bytes: &[u8], dir_nid: u64) -> Vec<RawDirent<'_>> {
     let view = ImageView::new(bytes).unwrap();
-    let dir = view.inode(dir_nid).unwrap();
-    let mut chunks = view.dir_chunks(&dir).unwrap();
-    let mut out = Vec::new();
-    while let Some((chunk, off)) = chunks.next_chunk().unwrap() {
-        let mut e = ChunkEntries::new(chunk, off).unwrap();
-        while let Some(d) = e.next_entry().unwrap() {
-            out.push(d);
-        }
-    }
-    out
+    view.dirents(&view.inode(dir_nid).unwrap()).unwrap()
 }
 
 fn entry<'b>(bytes: &'b [u8], dir_nid: u64, name: &str) -> RawDirent<'b> {

@@ -5,19 +5,9 @@
 
 mod v1_common;
 
-use std::io::Read;
-
 use cfs_erofs::dumpfile::{parse_bytes, ParseOptions};
 use cfs_erofs::write::{image_bytes, WriteOptions};
-use conformance::oracle::corpus_dir;
 use v1_common::{c_image, sha256_hex, Versions};
-
-/// Built without `CFS_PARSE_STRICT` by C's test script.
-const NON_STRICT: [&str; 3] = [
-    "no-newline.dump",
-    "longlink.dump",
-    "honggfuzz-longlink-unterminated.dump",
-];
 
 struct Case {
     name: String,
@@ -28,43 +18,14 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let dir = corpus_dir();
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .expect("read corpus")
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| {
-            (n.ends_with(".dump") || n.ends_with(".dump.gz")) && !n.starts_with("should-fail-")
-        })
-        .collect();
-    names.sort();
-    names
+    conformance::corpus::assets()
         .into_iter()
-        .map(|name| {
-            let raw = std::fs::read(dir.join(&name)).expect("read dumpfile");
-            let dump = if name.ends_with(".gz") {
-                let mut v = Vec::new();
-                flate2::read::GzDecoder::new(&raw[..])
-                    .read_to_end(&mut v)
-                    .expect("gunzip");
-                v
-            } else {
-                raw
-            };
-            let versions = match std::fs::read_to_string(dir.join(format!("{name}.version"))) {
-                Ok(v) => Versions::Exact(v.trim().parse().expect("version number")),
-                Err(_) => Versions::Default,
-            };
-            let pinned = std::fs::read_to_string(dir.join(format!("{name}.sha256")))
-                .expect("pinned sha256")
-                .trim()
-                .to_owned();
-            Case {
-                strict: !NON_STRICT.contains(&name.as_str()),
-                name,
-                dump,
-                versions,
-                pinned,
-            }
+        .map(|a| Case {
+            name: a.name,
+            dump: a.dump,
+            strict: a.strict,
+            versions: a.version.map_or(Versions::Default, Versions::Exact),
+            pinned: a.pinned_sha256,
         })
         .collect()
 }

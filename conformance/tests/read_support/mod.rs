@@ -3,17 +3,10 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
-use conformance::oracle::{corpus_dir, run_with_input, Oracle};
-
-/// Assets `test-checksums.sh` builds without `CFS_PARSE_STRICT`.
-const NONSTRICT: [&str; 3] = [
-    "no-newline.dump",
-    "longlink.dump",
-    "honggfuzz-longlink-unterminated.dump",
-];
+use conformance::corpus::{assets, NON_STRICT};
+use conformance::oracle::{run_with_input, Oracle};
 
 /// One corpus dumpfile and the image C built from it.
 pub struct CorpusImage {
@@ -26,31 +19,16 @@ pub struct CorpusImage {
     pub bytes: Vec<u8>,
 }
 
-/// Reads an asset, gunzipping `.gz` ones with the system `gzip`.
-fn read_asset(path: &Path) -> Vec<u8> {
-    if path.extension().is_some_and(|e| e == "gz") {
-        let out = Command::new("gzip")
-            .arg("-dc")
-            .arg(path)
-            .output()
-            .expect("run gzip");
-        assert!(out.status.success(), "gzip -dc {}", path.display());
-        out.stdout
-    } else {
-        std::fs::read(path).expect("read asset")
-    }
-}
-
 /// Builds one dumpfile with C `mkcomposefs --from-file`, with the asset's version pinned when a
 /// `.version` file exists and strict parsing unless the asset is one of the non-strict ones.
-pub fn build_with_c(name: &str, dump: &[u8], version: Option<&str>, out: &Path) -> Vec<u8> {
+pub fn build_with_c(name: &str, dump: &[u8], version: Option<u32>, out: &Path) -> Vec<u8> {
     let mut cmd = Oracle::Mkcomposefs.command();
     if let Some(v) = version {
         cmd.arg(format!("--min-version={v}"))
             .arg(format!("--max-version={v}"));
     }
     cmd.arg("--from-file").arg("-").arg(out);
-    if NONSTRICT.contains(&name) {
+    if NON_STRICT.contains(&name) {
         cmd.env_remove("CFS_PARSE_STRICT");
     } else {
         cmd.env("CFS_PARSE_STRICT", "1");
@@ -66,28 +44,14 @@ pub fn build_with_c(name: &str, dump: &[u8], version: Option<&str>, out: &Path) 
 
 fn build_all() -> (tempfile::TempDir, Vec<CorpusImage>) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let corpus = corpus_dir();
-    let mut names: Vec<String> = std::fs::read_dir(&corpus)
-        .expect("read corpus")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| {
-            (n.ends_with(".dump") || n.ends_with(".dump.gz")) && !n.starts_with("should-fail")
-        })
-        .collect();
-    names.sort();
-    let images = names
+    let images = assets()
         .into_iter()
-        .map(|name| {
-            let asset = corpus.join(&name);
-            let dump = read_asset(&asset);
-            let version = std::fs::read_to_string(corpus.join(format!("{name}.version")))
-                .ok()
-                .map(|v| v.trim().to_owned());
-            let path = dir.path().join(format!("{name}.img"));
-            let bytes = build_with_c(&name, &dump, version.as_deref(), &path);
+        .map(|a| {
+            let path = dir.path().join(format!("{}.img", a.name));
+            let bytes = build_with_c(&a.name, &a.dump, a.version, &path);
             CorpusImage {
-                name,
-                dump,
+                name: a.name,
+                dump: a.dump,
                 path,
                 bytes,
             }
@@ -113,4 +77,23 @@ pub fn corpus_image(name: &str) -> &'static CorpusImage {
 /// Builds a small image from dumpfile text with C's defaults (strict parsing).
 pub fn c_image(dump: &str, dir: &Path, name: &str) -> Vec<u8> {
     build_with_c(name, dump.as_bytes(), None, &dir.join(name))
+}
+
+/// Shows where two outputs first differ.
+pub fn assert_same(what: &str, ours: &[u8], c: &[u8]) {
+    if ours != c {
+        let at = ours
+            .iter()
+            .zip(c)
+            .position(|(a, b)| a != b)
+            .unwrap_or(ours.len().min(c.len()));
+        let from = at.saturating_sub(200);
+        panic!(
+            "{what}: outputs differ at byte {at} (ours {} bytes, C {} bytes)\nours: {}\nC:    {}",
+            ours.len(),
+            c.len(),
+            String::from_utf8_lossy(&ours[from..(at + 200).min(ours.len())]),
+            String::from_utf8_lossy(&c[from..(at + 200).min(c.len())]),
+        );
+    }
 }

@@ -306,6 +306,20 @@ impl<'a> ImageView<'a> {
         })
     }
 
+    /// Every entry of a directory inode (`.` and `..` included), in on-disk order: the
+    /// chunks of [`ImageView::dir_chunks`] decoded one after the other.
+    pub fn dirents(&self, inode: &RawInode) -> Result<Vec<RawDirent<'a>>, ReadError> {
+        let mut chunks = self.dir_chunks(inode)?;
+        let mut out = Vec::new();
+        while let Some((chunk, offset)) = chunks.next_chunk()? {
+            let mut entries = ChunkEntries::new(chunk, offset)?;
+            while let Some(d) = entries.next_entry()? {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
     /// The bytes of data block `block`.
     pub(crate) fn block(&self, block: u64, len: u64) -> Result<&'a [u8], ReadError> {
         let off = block
