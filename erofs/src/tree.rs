@@ -570,41 +570,33 @@ impl Tree {
         name: &[u8],
         inode: Inode,
     ) -> Result<InodeId, TreeError> {
-        check_name(name)?;
         let id = InodeId(u32::try_from(self.inodes.len()).expect("more than 2^32 inodes"));
-        let dir = self.dir_mut(parent)?;
-        let pos = match dir.position(name) {
-            Ok(_) => return Err(TreeError::Exists(display_bytes(name))),
-            Err(pos) => pos,
-        };
-        dir.entries.insert(
-            pos,
-            DirEntry {
-                name: name.into(),
-                inode: id,
-                link: false,
-            },
-        );
+        self.insert_entry(parent, name, id, false)?;
         self.inodes.push(inode);
         Ok(id)
     }
 
     /// Adds a hardlink entry `name` under `parent` to the existing inode `target`.
     pub fn link(&mut self, parent: InodeId, name: &[u8], target: InodeId) -> Result<(), TreeError> {
+        self.insert_entry(parent, name, target, true)
+    }
+
+    /// Inserts a new entry in its sorted place; an existing entry of that name is an error.
+    fn insert_entry(
+        &mut self,
+        parent: InodeId,
+        name: &[u8],
+        inode: InodeId,
+        link: bool,
+    ) -> Result<(), TreeError> {
         check_name(name)?;
         let dir = self.dir_mut(parent)?;
         let pos = match dir.position(name) {
             Ok(_) => return Err(TreeError::Exists(display_bytes(name))),
             Err(pos) => pos,
         };
-        dir.entries.insert(
-            pos,
-            DirEntry {
-                name: name.into(),
-                inode: target,
-                link: true,
-            },
-        );
+        let name = name.into();
+        dir.entries.insert(pos, DirEntry { name, inode, link });
         Ok(())
     }
 
