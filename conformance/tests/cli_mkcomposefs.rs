@@ -281,6 +281,36 @@ fn usage_errors_match_c() {
     let _ = img;
 }
 
+/// `--help`: C's usage text word for word (on stderr, exit 1, as C does), plus the one line of
+/// the option only we have.
+#[test]
+fn help_is_c_usage_plus_erofs_version() {
+    let c = run({
+        let mut c = Oracle::Mkcomposefs.command();
+        c.arg("--help");
+        c
+    });
+    let o = run({
+        let mut c = ours();
+        c.args(["mkcomposefs", "--help"]);
+        c
+    });
+    assert_eq!(o.status.code(), c.status.code());
+    assert_eq!(o.stdout, c.stdout);
+    let ours = String::from_utf8_lossy(&o.stderr);
+    let extra: Vec<&str> = ours
+        .lines()
+        .filter(|l| l.trim_start().starts_with("--erofs-version"))
+        .collect();
+    assert_eq!(extra.len(), 1, "{ours}");
+    let without: String = ours
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--erofs-version"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(without, String::from_utf8_lossy(&c.stderr));
+}
+
 /// Failing builds: exit 1 with C's message, and no image left at the destination (C leaves an
 /// empty file: a documented difference). An existing image is left untouched.
 #[test]

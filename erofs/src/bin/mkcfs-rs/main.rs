@@ -34,7 +34,24 @@ pub fn fail(prog: &str, message: &str) -> Exit {
     Exit::Failure
 }
 
-const COMMANDS: &str = "commands: mkcomposefs, info, oci, tar, karg";
+/// `mkcfs-rs --help`: the commands, one line each.
+const HELP: &str = "\
+Build and inspect composefs images (EROFS metadata + fs-verity named objects).
+
+Usage: mkcfs-rs COMMAND [ARGS…]
+       mkcfs-rs [MKCOMPOSEFS OPTIONS] SOURCE IMAGE   (no command: as mkcomposefs)
+
+Commands:
+  mkcomposefs  Build an image from a directory or a dumpfile (drop-in for C mkcomposefs 1.0.8;
+               adds --erofs-version=1|2)
+  info         ls, dump, objects, missing-objects, measure-file (drop-in for composefs-info)
+  oci          Build an image from an OCI image layout (layers merged, whiteouts applied)
+  tar          Build an image from tar layers (gzip/zstd, PAX, xattrs, hardlinks)
+  karg         Parse, make and resolve composefs kernel arguments
+
+`mkcfs-rs COMMAND --help` for each command's options. Run through a symlink named
+`mkcomposefs` or `composefs-info`, the binary behaves as that tool.
+";
 
 /// Runs a clap-parsed command: `--help` prints and succeeds; a usage error or a failure is one
 /// line on stderr and exit 1.
@@ -109,7 +126,7 @@ fn main() -> ExitCode {
             Some("tar") => clap_command("tar", &rest[1..], tar::run),
             Some("karg") => clap_command("karg", &rest[1..], karg::run),
             Some("--help" | "-h" | "help") => {
-                println!("usage: {prog} COMMAND [ARGS…]   ({COMMANDS}); with no command, mkcomposefs arguments");
+                print!("{HELP}");
                 Exit::Success
             }
             Some("--version" | "-V") => {

@@ -88,7 +88,7 @@ fn usage(prog: &str) {
          --print-digest-only   Print the digest of the image, don't write image\n  \
          --from-file           The source is a dump file, not a directory\n  \
          --min-version=N       Use this minimal format version (default=0)\n  \
-         --max-version=N       Use this maxium format version (default=1)\n  \
+         --max-version=N       Use this maximum format version (default=1)\n  \
          --threads=N           Use this to override the default number of threads used to calculate digest and copy files (default={})\n  \
          --erofs-version=N     Image layout: 1 = C mkcomposefs (default), 2 = composefs-rs legacy\n",
         default_threads()
