@@ -86,6 +86,11 @@ pub enum EntryFault {
     SymlinkTooLong,
     #[error("unsupported entry type {0:?}")]
     UnsupportedType(u8),
+    /// GNU sparse members (type `S`, or PAX `GNU.sparse.*` records): their expanded size is
+    /// whatever the header claims, so a few bytes of archive could demand exabytes of zeros to
+    /// hash; container layers never carry them.
+    #[error("sparse files are not supported")]
+    Sparse,
     #[error("invalid header: {0}")]
     Header(String),
 }
@@ -245,6 +250,8 @@ struct PaxFields {
     gid: Option<u64>,
     mtime: Option<Mtime>,
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// A `GNU.sparse.*` record was seen.
+    sparse: bool,
 }
 
 fn read_pax<R: Read>(entry: &mut ::tar::Entry<'_, R>) -> Result<PaxFields, EntryFault> {
@@ -270,6 +277,8 @@ fn read_pax<R: Read>(entry: &mut ::tar::Entry<'_, R>) -> Result<PaxFields, Entry
             _ => {
                 if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
                     pax.xattrs.push((name.to_vec(), value.to_vec()));
+                } else if key.starts_with(b"GNU.sparse.") {
+                    pax.sparse = true;
                 }
             }
         }
@@ -370,6 +379,12 @@ fn convert<R: Read>(
             fault,
         })?
     };
+    if pax.sparse || kind == T::GNUSparse {
+        return Err(TarError::Entry {
+            entry: display_bytes(&entry.path_bytes()),
+            fault: EntryFault::Sparse,
+        });
+    }
     let raw_path: Vec<u8> = match &pax.path {
         Some(p) => p.clone(),
         None => entry.path_bytes().into_owned(),

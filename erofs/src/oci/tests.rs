@@ -250,6 +250,39 @@ fn malformed_pax_mtime_names_the_entry() {
     }
 }
 
+/// GNU sparse members, old-style (type `S`) and PAX (`GNU.sparse.*`, as GNU tar's default
+/// `--sparse --format=posix` writes them), are refused with a clear fault rather than read as
+/// the `GNUSparseFile.N/` placeholder path the PAX form otherwise shows.
+#[test]
+fn sparse_members_are_refused() {
+    let pax = Layer::new()
+        .pax(&[
+            ("GNU.sparse.major", b"1"),
+            ("GNU.sparse.minor", b"0"),
+            ("GNU.sparse.name", b"disk.img"),
+            ("GNU.sparse.realsize", b"1048576"),
+        ])
+        .file("GNUSparseFile.1/disk.img", b"1\n0\n0\n")
+        .bytes();
+    let mut gnu = ::tar::Builder::new(Vec::new());
+    let mut h = Layer::header(::tar::EntryType::GNUSparse, 0o644, 0);
+    h.as_gnu_mut().unwrap().realsize = *b"00000000000\0";
+    gnu.append_data(&mut h, "disk.img", &[][..]).unwrap();
+    let gnu = gnu.into_inner().unwrap();
+    for (what, layer, name) in [
+        ("PAX", pax, "GNUSparseFile.1/disk.img"),
+        ("GNU", gnu, "disk.img"),
+    ] {
+        match entries(&layer) {
+            Err(TarError::Entry { entry, fault }) => {
+                assert_eq!(entry, name, "{what}");
+                assert_eq!(fault, EntryFault::Sparse, "{what}");
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn dotdot_never_escapes_the_root() {
     let layer = Layer::new()
