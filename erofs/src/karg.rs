@@ -9,12 +9,17 @@
 //! the kernel and composefs-rs do (whitespace outside double quotes, quotes kept) and returns
 //! every composefs argument in order; [`resolve`] tries them against an [`ImageStore`] as the
 //! initramfs does: the first image that exists wins, a missing one moves on, anything else is an
-//! error that names the argument at fault.
+//! error that names the argument at fault. [`FolderImages`] is the store of a folder of images
+//! named by their digest, as a composefs-rs repository's `images/` is.
 
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
 
+use crate::fsverity;
 use crate::tree::{Digest, HashAlgorithm};
 
 /// The key of the legacy V2 argument.
@@ -267,6 +272,41 @@ pub trait ImageStore {
     fn probe(&self, karg: &Karg) -> Result<bool, StoreFault>;
 }
 
+/// A folder of images named by the hex of their fs-verity digest (a composefs-rs repository's
+/// `images/`, where each is usually a symlink to its object). An image that exists is measured
+/// before it is chosen: a file whose digest is not its name is a fault, never a boot.
+#[derive(Clone, Debug)]
+pub struct FolderImages {
+    dir: PathBuf,
+}
+
+impl FolderImages {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        FolderImages { dir: dir.into() }
+    }
+}
+
+impl ImageStore for FolderImages {
+    fn probe(&self, k: &Karg) -> Result<bool, StoreFault> {
+        let path = self.dir.join(k.digest.to_hex());
+        let fault = |e: io::Error| {
+            StoreFault::Other(format!("{}: {}", path.display(), crate::io_message(&e)))
+        };
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(fault(e)),
+        };
+        let actual = fsverity::digest_reader(k.algorithm(), file).map_err(fault)?;
+        if actual != k.digest {
+            return Err(StoreFault::DigestMismatch {
+                actual: actual.to_hex(),
+            });
+        }
+        Ok(true)
+    }
+}
+
 /// The argument that was chosen and its position among the composefs arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
@@ -439,6 +479,32 @@ mod tests {
                 .cloned()
                 .unwrap_or(Ok(false))
         }
+    }
+
+    #[test]
+    fn folder_images_measure_what_they_find() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = b"an image".repeat(1000);
+        let dg = crate::fsverity::digest(HashAlgorithm::Sha256, &good);
+        std::fs::write(dir.path().join(dg.to_hex()), &good).unwrap();
+        let lying = Karg::v1(d(&"ab".repeat(32)), false);
+        std::fs::write(dir.path().join(lying.digest.to_hex()), b"other").unwrap();
+        let store = FolderImages::new(dir.path());
+        assert_eq!(store.probe(&Karg::v1(dg.clone(), false)), Ok(true));
+        assert_eq!(
+            store.probe(&Karg::v2(d(&"cd".repeat(32)), false)),
+            Ok(false)
+        );
+        assert!(matches!(
+            store.probe(&lying),
+            Err(StoreFault::DigestMismatch { .. })
+        ));
+        let line = format!(
+            "composefs={} composefs.digest=v1-sha256-12:{}",
+            "cd".repeat(32),
+            dg.to_hex()
+        );
+        assert_eq!(resolve(&line, &store).unwrap().index, 1);
     }
 
     #[test]

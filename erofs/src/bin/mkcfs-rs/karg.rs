@@ -9,15 +9,11 @@
 //!   after checking every argument parses; an image whose content does not measure to its
 //!   name is an error, not a miss.
 //!
-//! Thin over `cfs_erofs::karg`; the folder-backed [`ImageStore`] lives here because the
-//! library has none.
+//! Thin over `cfs_erofs::karg` (its `FolderImages` is the repository's store).
 
-use std::fs::File;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use cfs_erofs::fsverity;
-use cfs_erofs::karg::{self, ImageStore, ImageVersion, Karg, KargForm, StoreFault};
+use cfs_erofs::karg::{self, ImageVersion, Karg, KargForm};
 use cfs_erofs::tree::{Digest, HashAlgorithm};
 
 use crate::emit::Hash;
@@ -113,9 +109,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             Ok(())
         }
         Command::Resolve { store, cmdline: c } => {
-            let images = RepoImages {
-                dir: store.join("images"),
-            };
+            let images = karg::FolderImages::new(store.join("images"));
             let r = karg::resolve(&cmdline(c)?, &images).map_err(|e| e.to_string())?;
             println!("{}", r.karg);
             Ok(())
@@ -134,31 +128,4 @@ fn parse_digest(hex: &str, alg: HashAlgorithm) -> Result<Digest, String> {
     }
     let bytes = ::hex::decode(hex).map_err(|_| format!("digest `{hex}`: not hex"))?;
     Ok(Digest::from_bytes(&bytes).expect("length checked"))
-}
-
-/// The `images/` folder of a composefs-rs repository: `images/<hex>` (usually a symlink to
-/// the object) is the image the argument names.
-struct RepoImages {
-    dir: PathBuf,
-}
-
-impl ImageStore for RepoImages {
-    fn probe(&self, k: &Karg) -> Result<bool, StoreFault> {
-        let path = self.dir.join(k.digest.to_hex());
-        let fault = |path: &Path, e: io::Error| {
-            StoreFault::Other(format!("{}: {}", path.display(), cfs_erofs::io_message(&e)))
-        };
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(fault(&path, e)),
-        };
-        let actual = fsverity::digest_reader(k.algorithm(), file).map_err(|e| fault(&path, e))?;
-        if actual != k.digest {
-            return Err(StoreFault::DigestMismatch {
-                actual: actual.to_hex(),
-            });
-        }
-        Ok(true)
-    }
 }
