@@ -401,7 +401,7 @@ impl RawInode {
 
     /// Length of the data stored right after the xattrs: the tail of a FLAT_INLINE inode, or
     /// the chunk table of a chunk-based one.
-    pub(crate) fn inline_len(&self, image: &ImageView<'_>) -> Result<u64, ReadError> {
+    pub fn inline_len(&self, image: &ImageView<'_>) -> Result<u64, ReadError> {
         Ok(match self.layout {
             DataLayout::FlatPlain => 0,
             DataLayout::FlatInline => self.size % BLOCK_SIZE,
