@@ -1046,41 +1046,16 @@ impl<'a> Differ<'a> {
                 octal(rb.mode),
             );
         }
-        if ra.nlink != rb.nlink {
-            self.push(
-                sem,
-                place,
-                Field::Inode("i_nlink"),
-                num(ra.nlink.into()),
-                num(rb.nlink.into()),
-            );
-        }
-        if ra.uid != rb.uid {
-            self.push(
-                sem,
-                place,
-                Field::Inode("i_uid"),
-                num(ra.uid.into()),
-                num(rb.uid.into()),
-            );
-        }
-        if ra.gid != rb.gid {
-            self.push(
-                sem,
-                place,
-                Field::Inode("i_gid"),
-                num(ra.gid.into()),
-                num(rb.gid.into()),
-            );
-        }
-        if ra.size != rb.size {
-            self.push(
-                sem,
-                place,
-                Field::Inode("i_size"),
-                num(ra.size),
-                num(rb.size),
-            );
+        let counts: [(&'static str, u64, u64); 4] = [
+            ("i_nlink", ra.nlink.into(), rb.nlink.into()),
+            ("i_uid", ra.uid.into(), rb.uid.into()),
+            ("i_gid", ra.gid.into(), rb.gid.into()),
+            ("i_size", ra.size, rb.size),
+        ];
+        for (name, a, b) in counts {
+            if a != b {
+                self.push(sem, place, Field::Inode(name), num(a), num(b));
+            }
         }
         // Compact inodes have no mtime of their own (the superblock's build time is theirs).
         if ra.header_len == 64 || rb.header_len == 64 {
