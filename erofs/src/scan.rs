@@ -12,39 +12,24 @@
 //! - `--use-epoch` zeroes every mtime; `--skip-devices` drops character and block devices below
 //!   the root.
 //!
-//! Digests are computed while the walk goes on: the walking thread opens each regular file,
-//! asks the kernel to start reading it (`POSIX_FADV_WILLNEED`, so a file not in the page cache
-//! is on its way while earlier ones hash), and hands it to [`ScanOptions::threads`] digest
-//! workers through a short bounded queue (at most [`PREFETCH`] files open and waiting). The
-//! walk's system calls, the disk and hashing on every core all overlap.
+//! Digests are computed while the walk goes on: the walking thread hands each regular file to
+//! [`ScanOptions::threads`] digest workers, so that the walk's system calls overlap with
+//! hashing and every core hashes.
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
-
-use rustix::fs::OFlags;
 
 use crate::fsverity::{self, FsVerityHasher};
 use crate::tree::{FileData, HashAlgorithm, Inode, InodeId, InodeKind, Mtime, Tree, XattrInterner};
 
 /// C's `LCFS_RECOMMENDED_INLINE_CONTENT_MAX`: files up to this size are stored in the image.
 pub const INLINE_MAX: u64 = 64;
-
-/// Files opened by the walk and not yet taken by a digest worker, at most.
-pub const PREFETCH: usize = 64;
-
-/// How much of a file the walk asks the kernel to read ahead; the kernel's own sequential
-/// readahead takes over beyond it.
-const PREFETCH_BYTES: u64 = 4 << 20;
-
-/// One file for the digest workers: its index in walk order, its path (for errors), its size,
-/// and the file the walk opened (or why it could not).
-type Job = (usize, PathBuf, u64, io::Result<File>);
 
 /// How to read a directory.
 #[derive(Clone, Debug)]
@@ -105,7 +90,7 @@ pub fn scan(src: &Path, opts: &ScanOptions) -> Result<Scanned, ScanError> {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(PREFETCH);
+    let (job_tx, job_rx) = mpsc::channel::<(usize, PathBuf, u64)>();
     let (done_tx, done_rx) = mpsc::channel::<(usize, io::Result<FileData>)>();
     let jobs = Mutex::new(job_rx);
     let cancel = AtomicBool::new(false);
@@ -152,7 +137,7 @@ type Files = Vec<(InodeId, PathBuf)>;
 fn walk(
     src: &Path,
     opts: &ScanOptions,
-    jobs: &mpsc::SyncSender<Job>,
+    jobs: &mpsc::Sender<(usize, PathBuf, u64)>,
 ) -> Result<(Tree, Files), ScanError> {
     let access = |path: &Path, source| ScanError::Access {
         path: path.to_path_buf(),
@@ -193,23 +178,8 @@ fn walk(
             if is_dir {
                 stack.push((id, path));
             } else if is_file {
-                // Not following a symlink nor blocking on a FIFO that replaced the file since
-                // the lstat.
-                let file = fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32)
-                    .open(&path)
-                    .inspect(|f| {
-                        // Advice only: a failure changes nothing but speed.
-                        let _ = rustix::fs::fadvise(
-                            f,
-                            0,
-                            std::num::NonZeroU64::new(meta.len().min(PREFETCH_BYTES)),
-                            rustix::fs::Advice::WillNeed,
-                        );
-                    });
                 // A send fails only when every worker is gone, which the result check reports.
-                let _ = jobs.send((files.len(), path.clone(), meta.len(), file));
+                let _ = jobs.send((files.len(), path.clone(), meta.len()));
                 files.push((id, path));
             }
         }
@@ -220,7 +190,7 @@ fn walk(
 
 /// One digest worker: takes files until the walk is over (or failed), reusing one buffer.
 fn digest_worker(
-    jobs: &Mutex<mpsc::Receiver<Job>>,
+    jobs: &Mutex<mpsc::Receiver<(usize, PathBuf, u64)>>,
     done: mpsc::Sender<(usize, io::Result<FileData>)>,
     cancel: &AtomicBool,
     alg: HashAlgorithm,
@@ -231,30 +201,23 @@ fn digest_worker(
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
-        let Ok((i, path, size, file)) = job else {
-            return;
-        };
+        let Ok((i, path, size)) = job else { return };
         if cancel.load(Ordering::Relaxed) {
             return;
         }
-        let data = file_data(file, &path, size, alg, &mut buf);
-        if done.send((i, data)).is_err() {
+        if done
+            .send((i, file_data(&path, size, alg, &mut buf)))
+            .is_err()
+        {
             return;
         }
     }
 }
 
-/// The content of a small file, or the digest of a larger one (whose errors name the file).
-fn file_data(
-    file: io::Result<File>,
-    path: &Path,
-    size: u64,
-    alg: HashAlgorithm,
-    buf: &mut [u8],
-) -> io::Result<FileData> {
+fn file_data(path: &Path, size: u64, alg: HashAlgorithm, buf: &mut [u8]) -> io::Result<FileData> {
     if size <= INLINE_MAX {
         let mut content = Vec::with_capacity(size as usize);
-        file?.take(size).read_to_end(&mut content)?;
+        File::open(path)?.take(size).read_to_end(&mut content)?;
         if content.len() as u64 != size {
             return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
         }
@@ -262,7 +225,7 @@ fn file_data(
     }
     // As `fsverity::digest_file`, with the worker's buffer; errors name the file.
     let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    let mut file = file.map_err(with_path)?;
+    let mut file = File::open(path).map_err(with_path)?;
     let mut h = FsVerityHasher::new(alg);
     loop {
         match file.read(buf) {
