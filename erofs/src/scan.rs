@@ -20,10 +20,12 @@ use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
+
+use rustix::fs::OFlags;
 
 use crate::fsverity::{self, FsVerityHasher};
 use crate::tree::{FileData, HashAlgorithm, Inode, InodeId, InodeKind, Mtime, Tree, XattrInterner};
@@ -217,7 +219,7 @@ fn digest_worker(
 fn file_data(path: &Path, size: u64, alg: HashAlgorithm, buf: &mut [u8]) -> io::Result<FileData> {
     if size <= INLINE_MAX {
         let mut content = Vec::with_capacity(size as usize);
-        File::open(path)?.take(size).read_to_end(&mut content)?;
+        open_regular(path)?.take(size).read_to_end(&mut content)?;
         if content.len() as u64 != size {
             return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
         }
@@ -225,7 +227,7 @@ fn file_data(path: &Path, size: u64, alg: HashAlgorithm, buf: &mut [u8]) -> io::
     }
     // As `fsverity::digest_file`, with the worker's buffer; errors name the file.
     let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    let mut file = File::open(path).map_err(with_path)?;
+    let mut file = open_regular(path).map_err(with_path)?;
     let mut h = FsVerityHasher::new(alg);
     loop {
         match file.read(buf) {
@@ -240,6 +242,15 @@ fn file_data(path: &Path, size: u64, alg: HashAlgorithm, buf: &mut [u8]) -> io::
         payload: Some(digest.object_path().into_bytes().into()),
         digest: Some(digest),
     })
+}
+
+/// Opens a file the walk saw as regular, without following a symlink or blocking on a FIFO
+/// that replaced it since (either then fails to read as the size the walk saw).
+fn open_regular(path: &Path) -> io::Result<File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32)
+        .open(path)
 }
 
 fn kind_of(meta: &fs::Metadata, path: &Path) -> io::Result<InodeKind> {
