@@ -9,7 +9,10 @@
 //! The `tar` crate resolves GNU long names, the ustar prefix and PAX `size`; PAX `path` and
 //! `linkpath` it ranks below GNU long names, and PAX `uid`, `gid`, `mtime` and `SCHILY.xattr.*`
 //! it leaves to us, so those are read here from the raw PAX records (PAX wins over everything,
-//! as in composefs-rs).
+//! as in composefs-rs). The crate's own record parser splits at newlines, which a binary xattr
+//! value may hold, so the raw PAX data is taken from the stream itself: a [`Tap`] under the
+//! crate keeps the bytes between the end of one member's data and the next member's header
+//! (only metadata members live there), and [`parse_pax`] reads the records by their length.
 //!
 //! Divergences from composefs-rs 0.9.4 (which reads PAX through `tar-core`), all on malformed
 //! input: a PAX `mtime` fraction that is not all digits (`1.5x`) is an error here, where
@@ -18,8 +21,10 @@
 
 #![forbid(unsafe_code)]
 
+use std::cell::RefCell;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use crate::fsverity::FsVerityHasher;
 use crate::tree::{display_bytes, FileData, HashAlgorithm, Inode, InodeKind, Mtime};
@@ -254,25 +259,56 @@ struct PaxFields {
     sparse: bool,
 }
 
-fn read_pax<R: Read>(entry: &mut ::tar::Entry<'_, R>) -> Result<PaxFields, EntryFault> {
+/// One PAX record: key and value, raw bytes.
+pub type PaxRecord<'a> = (&'a [u8], &'a [u8]);
+
+/// Splits PAX extended-header data into `(key, value)` records, each `"<len> <key>=<value>\n"`
+/// with `<len>` counting the whole record; values may hold any byte, newlines included.
+pub fn parse_pax(mut data: &[u8]) -> Result<Vec<PaxRecord<'_>>, EntryFault> {
+    let bad = |why: &str| EntryFault::Header(format!("PAX record: {why}"));
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        let space = data
+            .iter()
+            .take(20)
+            .position(|&b| b == b' ')
+            .ok_or_else(|| bad("no length"))?;
+        let len: usize = std::str::from_utf8(&data[..space])
+            .ok()
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(|| bad("bad length"))?;
+        if len <= space + 1 || len > data.len() || data[len - 1] != b'\n' {
+            return Err(bad("length does not end the record"));
+        }
+        let record = &data[space + 1..len - 1];
+        let eq = record
+            .iter()
+            .position(|&b| b == b'=')
+            .ok_or_else(|| bad("no `=`"))?;
+        out.push((&record[..eq], &record[eq + 1..]));
+        data = &data[len..];
+    }
+    Ok(out)
+}
+
+fn read_pax(raw: Option<&[u8]>, size: u64) -> Result<PaxFields, EntryFault> {
     let mut pax = PaxFields::default();
-    let exts = match entry.pax_extensions() {
-        Ok(Some(exts)) => exts,
-        Ok(None) => return Ok(pax),
-        Err(e) => return Err(EntryFault::Header(e.to_string())),
+    let Some(raw) = raw else {
+        return Ok(pax);
     };
-    for ext in exts {
-        let ext = ext.map_err(|e| EntryFault::Header(format!("PAX record: {e}")))?;
-        let (key, value) = (ext.key_bytes(), ext.value_bytes());
+    for (key, value) in parse_pax(raw)? {
         match key {
             b"path" => pax.path = Some(value.to_vec()),
             b"linkpath" => pax.linkpath = Some(value.to_vec()),
             b"uid" => pax.uid = Some(parse_pax_u64("uid", value)?),
             b"gid" => pax.gid = Some(parse_pax_u64("gid", value)?),
             b"mtime" => pax.mtime = Some(parse_pax_mtime(value)?),
-            // `size` is applied by the tar crate itself.
+            // `size` is applied by the tar crate itself; make sure it was.
             b"size" => {
-                parse_pax_u64("size", value)?;
+                if parse_pax_u64("size", value)? != size {
+                    return Err(EntryFault::Header("PAX size not applied".into()));
+                }
             }
             _ => {
                 if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
@@ -284,6 +320,74 @@ fn read_pax<R: Read>(entry: &mut ::tar::Entry<'_, R>) -> Result<PaxFields, Entry
         }
     }
     Ok(pax)
+}
+
+/// Stream bytes kept by a [`Tap`]: those at positions from `keep_from` on, while recording.
+#[derive(Default)]
+struct TapState {
+    /// Stream position of the next byte read.
+    pos: u64,
+    /// Position of `kept[0]`.
+    kept_at: u64,
+    kept: Vec<u8>,
+    recording: bool,
+}
+
+/// A reader under the tar crate that can keep what the crate reads between two members.
+struct Tap<R> {
+    inner: R,
+    state: Rc<RefCell<TapState>>,
+}
+
+impl<R: Read> Read for Tap<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(out)?;
+        let mut st = self.state.borrow_mut();
+        if st.recording {
+            let skip = st.kept_at.saturating_sub(st.pos).min(n as u64) as usize;
+            st.kept.extend_from_slice(&out[skip..n]);
+        }
+        st.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl TapState {
+    /// Starts keeping bytes from stream position `at` (the end of the last member's data).
+    fn record_from(&mut self, at: u64) {
+        self.kept.clear();
+        self.kept_at = at;
+        self.recording = true;
+    }
+
+    /// Stops recording and returns the data of the PAX member (`x`) among the metadata members
+    /// kept before the header at `header_at`, if there is one.
+    fn take_pax(&mut self, header_at: u64) -> Result<Option<Vec<u8>>, EntryFault> {
+        self.recording = false;
+        let lost = || EntryFault::Header("metadata members out of step".into());
+        let end = usize::try_from(header_at.checked_sub(self.kept_at).ok_or_else(lost)?)
+            .map_err(|_| lost())?;
+        let kept = self.kept.get(..end).ok_or_else(lost)?;
+        let mut pax = None;
+        let mut at = 0usize;
+        while at < kept.len() {
+            // Every header here was read by the tar crate already; anything inconsistent
+            // means we lost track, never a reason to read past what was kept.
+            let data_at = at.checked_add(512).ok_or_else(lost)?;
+            let header = kept.get(at..data_at).ok_or_else(lost)?;
+            let size = parse_numeric(&header[124..136])
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|&n| n <= kept.len())
+                .ok_or_else(lost)?;
+            let data = kept.get(data_at..data_at + size).ok_or_else(lost)?;
+            if header[156] == b'x' {
+                pax = Some(data.to_vec());
+            }
+            at = data_at + size.div_ceil(512) * 512;
+        }
+        self.kept = Vec::new();
+        Ok(pax)
+    }
 }
 
 /// Writes external objects into a digest store, atomically.
@@ -349,12 +453,28 @@ where
     R: Read,
     E: From<TarError>,
 {
-    let mut archive = ::tar::Archive::new(reader);
-    let entries = archive.entries().map_err(TarError::Io)?;
+    let tap = Rc::new(RefCell::new(TapState::default()));
+    let mut archive = ::tar::Archive::new(Tap {
+        inner: reader,
+        state: Rc::clone(&tap),
+    });
+    let mut entries = archive.entries().map_err(TarError::Io)?;
     let mut buf = vec![0u8; CHUNK];
-    for entry in entries {
+    // Where the next member's metadata starts: the end of the last member's padded data.
+    let mut next_header = 0u64;
+    loop {
+        tap.borrow_mut().record_from(next_header);
+        let Some(entry) = entries.next() else { break };
         let mut entry = entry.map_err(TarError::Io)?;
-        if let Some(e) = convert(&mut entry, opts, &mut buf)? {
+        let pax = tap
+            .borrow_mut()
+            .take_pax(entry.raw_header_position())
+            .map_err(|fault| TarError::Entry {
+                entry: display_bytes(&entry.path_bytes()),
+                fault,
+            })?;
+        next_header = entry.raw_file_position() + entry.size().div_ceil(512) * 512;
+        if let Some(e) = convert(&mut entry, opts, &mut buf, pax.as_deref())? {
             f(e)?;
         }
     }
@@ -366,6 +486,7 @@ fn convert<R: Read>(
     entry: &mut ::tar::Entry<'_, R>,
     opts: &TarOptions,
     buf: &mut [u8],
+    raw_pax: Option<&[u8]>,
 ) -> Result<Option<TarEntry>, TarError> {
     use ::tar::EntryType as T;
     let kind = entry.header().entry_type();
@@ -374,7 +495,7 @@ fn convert<R: Read>(
     }
     let pax = {
         let raw_name = display_bytes(&entry.path_bytes());
-        read_pax(entry).map_err(|fault| TarError::Entry {
+        read_pax(raw_pax, entry.size()).map_err(|fault| TarError::Entry {
             entry: raw_name,
             fault,
         })?

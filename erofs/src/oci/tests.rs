@@ -233,6 +233,62 @@ fn pax_records_override_the_header() {
     assert_eq!(n.mtime, Mtime::new(5, 500000000));
 }
 
+/// PAX values are read by their length: a binary xattr value with newlines (which the tar
+/// crate's own record parser splits on) survives, next to a PAX path and a GNU long name.
+#[test]
+fn pax_values_with_newlines_are_kept() {
+    let value: &[u8] = b"\n\x02\n=\n";
+    let long = format!("usr/{}", "n".repeat(150));
+    let layer = Layer::new()
+        .dir("usr", 0o755)
+        .pax(&[
+            ("SCHILY.xattr.security.capability", value),
+            ("mtime", b"1700000000.25"),
+        ])
+        .file("usr/cap", b"x")
+        .file(&long, b"y")
+        .pax(&[("path", b"usr/renamed"), ("SCHILY.xattr.user.a", b"\n")])
+        .file("usr/orig", b"z")
+        .bytes();
+    let got = entries(&layer).unwrap();
+    let node = |i: usize| match &got[i].item {
+        TarItem::Node(n) => n.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(&*got[1].path, b"usr/cap");
+    let cap = node(1);
+    assert_eq!(cap.mtime, Mtime::new(1_700_000_000, 250_000_000));
+    assert_eq!(&*cap.xattrs[0].value, value);
+    assert_eq!(&*got[2].path, long.as_bytes());
+    assert!(node(2).xattrs.is_empty());
+    assert_eq!(&*got[3].path, b"usr/renamed");
+    assert_eq!(&*node(3).xattrs[0].value, b"\n");
+}
+
+#[test]
+fn pax_records_parse_by_length() {
+    use super::tar::parse_pax;
+    assert_eq!(parse_pax(b"").unwrap(), vec![]);
+    assert_eq!(
+        parse_pax(b"8 a=b\nc\n7 d=ee\n").unwrap(),
+        vec![(&b"a"[..], &b"b\nc"[..]), (&b"d"[..], &b"ee"[..])]
+    );
+    for bad in [
+        &b"5 a=b"[..], // length past the end
+        b"4 a=b\n",    // length short of the newline
+        b"x a=b\n",    // not a number
+        b"6 ab\n\n",   // no '='
+        b"99999999999999999999999 a=b\n",
+        b"4 \n\n\n",
+    ] {
+        assert!(
+            parse_pax(bad).is_err(),
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
 #[test]
 fn malformed_pax_mtime_names_the_entry() {
     for bad in [&b"-1.5"[..], b"17.x", b"abc"] {
