@@ -7,9 +7,6 @@
 //! The image ids composefs-rs computes for each fixture (V1 and V2, plain and bootable) are
 //! pinned in insta snapshots, ready for the comparison with our writer.
 
-use std::collections::HashMap;
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,16 +14,15 @@ use cfs_erofs::oci::boot::{transform_for_boot, DigestStore};
 use cfs_erofs::oci::ids::{image_id as our_id, IdVersion};
 use cfs_erofs::oci::layout::tree_from_layout;
 use cfs_erofs::oci::{TarOptions, XattrFilter};
-use cfs_erofs::tree::{FileData, HashAlgorithm, InodeId, InodeKind, Tree};
+use cfs_erofs::tree::{HashAlgorithm, Tree};
 
-use composefs::dumpfile::write_dumpfile;
 use composefs::erofs::format::{FormatConfig, FormatVersion};
-use composefs::erofs::writer::{mkfs_erofs_versioned, ValidatedFileSystem};
-use composefs::fsverity::{compute_verity, FsVerityHashValue, Sha256HashValue, Sha512HashValue};
+use composefs::fsverity::{FsVerityHashValue, Sha256HashValue, Sha512HashValue};
 use composefs::generic_tree::{OciTransformOptions, XattrFiltering};
 use composefs::repository::{Repository, RepositoryConfig};
-use composefs::tree::{Directory, FileSystem, Inode, LeafContent, RegularFile, Stat};
+use composefs::tree::FileSystem;
 use composefs_boot::BootOps;
+use conformance::composefs_rs::{dump, image_id, to_composefs_rs};
 
 const FIXTURES: [&str; 4] = ["synthetic", "debian", "crate", "bootable"];
 
@@ -34,82 +30,6 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../fixtures/oci")
         .join(name)
-}
-
-/// Our tree in composefs-rs's tree type, hardlinks kept as shared leaves.
-fn to_theirs<H: FsVerityHashValue>(t: &Tree) -> FileSystem<H> {
-    fn stat(t: &Tree, id: InodeId) -> Stat {
-        let i = t.inode(id);
-        Stat {
-            st_mode: u32::from(i.permissions),
-            st_uid: i.uid,
-            st_gid: i.gid,
-            st_mtim_sec: i.mtime.sec,
-            st_mtim_nsec: i.mtime.nsec,
-            xattrs: i
-                .xattrs
-                .iter()
-                .map(|x| (Box::from(OsStr::from_bytes(&x.name)), Box::from(&*x.value)))
-                .collect(),
-        }
-    }
-    fn dir<H: FsVerityHashValue>(
-        t: &Tree,
-        id: InodeId,
-        fs: &mut FileSystem<H>,
-        leaves: &mut HashMap<InodeId, composefs::generic_tree::LeafId>,
-    ) -> Directory<H> {
-        let mut d = Directory::new(stat(t, id));
-        for e in t.dir(id).unwrap().entries() {
-            let name = OsStr::from_bytes(&e.name);
-            let inode = t.inode(e.inode);
-            if inode.is_dir() {
-                let sub = dir(t, e.inode, fs, leaves);
-                d.insert(name, Inode::Directory(Box::new(sub)));
-                continue;
-            }
-            let leaf = match leaves.get(&e.inode) {
-                Some(&l) => l,
-                None => {
-                    let content = match &inode.kind {
-                        InodeKind::Regular(FileData::Inline(c)) => {
-                            LeafContent::Regular(RegularFile::Inline(c.to_vec().into()))
-                        }
-                        InodeKind::Regular(FileData::External { digest, .. }) => {
-                            let d = digest.as_ref().expect("external files carry a digest");
-                            LeafContent::Regular(RegularFile::External(
-                                H::from_hex(d.to_hex()).unwrap(),
-                                inode.size,
-                            ))
-                        }
-                        InodeKind::Symlink(target) => {
-                            LeafContent::Symlink(Box::from(OsStr::from_bytes(target)))
-                        }
-                        InodeKind::CharDevice(r) => LeafContent::CharacterDevice(u64::from(*r)),
-                        InodeKind::BlockDevice(r) => LeafContent::BlockDevice(u64::from(*r)),
-                        InodeKind::Fifo => LeafContent::Fifo,
-                        InodeKind::Socket => LeafContent::Socket,
-                        InodeKind::Directory(_) => unreachable!(),
-                    };
-                    let l = fs.push_leaf(stat(t, e.inode), content);
-                    leaves.insert(e.inode, l);
-                    l
-                }
-            };
-            d.insert(name, Inode::leaf(leaf));
-        }
-        d
-    }
-    let mut fs = FileSystem::new(stat(t, InodeId::ROOT));
-    let mut leaves = HashMap::new();
-    fs.root = dir(t, InodeId::ROOT, &mut fs, &mut leaves);
-    fs
-}
-
-fn dump<H: FsVerityHashValue>(fs: &FileSystem<H>) -> String {
-    let mut out = Vec::new();
-    write_dumpfile(&mut out, fs).unwrap();
-    String::from_utf8(out).unwrap()
 }
 
 /// composefs-rs's view of one fixture: repository, plain tree.
@@ -170,18 +90,13 @@ fn ours(name: &str, alg: HashAlgorithm, filter: XattrFilter) -> Ours {
     Ours { store, tree }
 }
 
-fn image_id<H: FsVerityHashValue>(fs: &FileSystem<H>, version: FormatVersion) -> String {
-    let validated = ValidatedFileSystem::new(fs.clone()).unwrap();
-    compute_verity::<H>(&mkfs_erofs_versioned(&validated, version)).to_hex()
-}
-
 /// Compares plain and bootable trees for one fixture and returns composefs-rs's image ids.
 fn compare<H: FsVerityHashValue>(name: &str, alg: HashAlgorithm) -> String {
     let theirs = import::<H>(name, XattrFiltering::AllowlistOnly);
     let mut ours = ours(name, alg, XattrFilter::AllowlistOnly);
     let expected = dump(&theirs.fs);
     assert_eq!(
-        dump(&to_theirs::<H>(&ours.tree)),
+        dump(&to_composefs_rs::<H>(&ours.tree)),
         expected,
         "{name}: plain tree"
     );
@@ -217,7 +132,7 @@ fn compare<H: FsVerityHashValue>(name: &str, alg: HashAlgorithm) -> String {
                 assert!(!d.contains("host_t"), "{d}");
             }
             assert_eq!(
-                dump(&to_theirs::<H>(&ours.tree)),
+                dump(&to_composefs_rs::<H>(&ours.tree)),
                 dump(&boot),
                 "{name}: bootable tree"
             );
@@ -263,5 +178,8 @@ fn user_xattrs_kept_like_composefs_rs() {
     );
     let expected = dump(&theirs.fs);
     assert!(expected.contains("user.note"));
-    assert_eq!(dump(&to_theirs::<Sha256HashValue>(&ours.tree)), expected);
+    assert_eq!(
+        dump(&to_composefs_rs::<Sha256HashValue>(&ours.tree)),
+        expected
+    );
 }

@@ -5,22 +5,19 @@
 //! or both build the same tree (every stat field, xattr, content and hardlink, printed with
 //! composefs-rs's dumpfile writer) with the same V1 and V2 image ids.
 
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 
 use cfs_erofs::oci::ids::{image_id as our_id, IdVersion};
 use cfs_erofs::oci::layout::tree_from_layout;
 use cfs_erofs::oci::{TarOptions, XattrFilter};
-use cfs_erofs::tree::{FileData, HashAlgorithm, InodeId, InodeKind, Tree};
-use composefs::dumpfile::write_dumpfile;
+use cfs_erofs::tree::HashAlgorithm;
 use composefs::erofs::format::{FormatConfig, FormatVersion};
-use composefs::erofs::writer::{mkfs_erofs_versioned, ValidatedFileSystem};
-use composefs::fsverity::{compute_verity, FsVerityHashValue, Sha256HashValue};
+use composefs::fsverity::{FsVerityHashValue, Sha256HashValue};
 use composefs::generic_tree::{OciTransformOptions, XattrFiltering};
 use composefs::repository::{Repository, RepositoryConfig};
-use composefs::tree::{Directory, FileSystem, Inode, LeafContent, RegularFile, Stat};
+use composefs::tree::FileSystem;
+use conformance::composefs_rs::{dump, image_id, to_composefs_rs};
 use proptest::prelude::*;
 use sha2::{Digest as _, Sha256};
 
@@ -103,18 +100,11 @@ fn arb_entry() -> impl Strategy<Value = Entry> {
 }
 
 fn pax_records(records: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (k, v) in records {
-        let body = k.len() + v.len() + 3;
-        let mut n = body + 1;
-        while n != body + n.to_string().len() {
-            n = body + n.to_string().len();
-        }
-        out.extend_from_slice(format!("{n} {k}=").as_bytes());
-        out.extend_from_slice(v);
-        out.push(b'\n');
-    }
-    out
+    let records: Vec<_> = records
+        .iter()
+        .map(|(k, v)| (k.as_bytes(), &v[..]))
+        .collect();
+    cfs_erofs::oci::tar::encode_pax(&records)
 }
 
 /// A plain tar layer; the first starts with every directory of [`DIRS`] (`usr/` is required by
@@ -257,83 +247,6 @@ fn write_layout(dir: &Path, layers: &[Vec<u8>]) {
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
 }
 
-/// Our tree in composefs-rs's tree type, hardlinks kept as shared leaves.
-fn to_theirs(t: &Tree) -> FileSystem<Sha256HashValue> {
-    type H = Sha256HashValue;
-    fn stat(t: &Tree, id: InodeId) -> Stat {
-        let i = t.inode(id);
-        Stat {
-            st_mode: u32::from(i.permissions),
-            st_uid: i.uid,
-            st_gid: i.gid,
-            st_mtim_sec: i.mtime.sec,
-            st_mtim_nsec: i.mtime.nsec,
-            xattrs: i
-                .xattrs
-                .iter()
-                .map(|x| (Box::from(OsStr::from_bytes(&x.name)), Box::from(&*x.value)))
-                .collect(),
-        }
-    }
-    fn dir(
-        t: &Tree,
-        id: InodeId,
-        fs: &mut FileSystem<H>,
-        leaves: &mut std::collections::HashMap<InodeId, composefs::generic_tree::LeafId>,
-    ) -> Directory<H> {
-        let mut d = Directory::new(stat(t, id));
-        for e in t.dir(id).unwrap().entries() {
-            let name = OsStr::from_bytes(&e.name);
-            let inode = t.inode(e.inode);
-            if inode.is_dir() {
-                let sub = dir(t, e.inode, fs, leaves);
-                d.insert(name, Inode::Directory(Box::new(sub)));
-                continue;
-            }
-            let leaf = match leaves.get(&e.inode) {
-                Some(&l) => l,
-                None => {
-                    let content = match &inode.kind {
-                        InodeKind::Regular(FileData::Inline(c)) => {
-                            LeafContent::Regular(RegularFile::Inline(c.to_vec().into()))
-                        }
-                        InodeKind::Regular(FileData::External { digest, .. }) => {
-                            let d = digest.as_ref().expect("external files carry a digest");
-                            LeafContent::Regular(RegularFile::External(
-                                H::from_hex(d.to_hex()).unwrap(),
-                                inode.size,
-                            ))
-                        }
-                        InodeKind::Symlink(target) => {
-                            LeafContent::Symlink(Box::from(OsStr::from_bytes(target)))
-                        }
-                        InodeKind::CharDevice(r) => LeafContent::CharacterDevice(u64::from(*r)),
-                        InodeKind::BlockDevice(r) => LeafContent::BlockDevice(u64::from(*r)),
-                        InodeKind::Fifo => LeafContent::Fifo,
-                        InodeKind::Socket => LeafContent::Socket,
-                        InodeKind::Directory(_) => unreachable!(),
-                    };
-                    let l = fs.push_leaf(stat(t, e.inode), content);
-                    leaves.insert(e.inode, l);
-                    l
-                }
-            };
-            d.insert(name, Inode::leaf(leaf));
-        }
-        d
-    }
-    let mut fs = FileSystem::new(stat(t, InodeId::ROOT));
-    let mut leaves = std::collections::HashMap::new();
-    fs.root = dir(t, InodeId::ROOT, &mut fs, &mut leaves);
-    fs
-}
-
-fn dump(fs: &FileSystem<Sha256HashValue>) -> String {
-    let mut out = Vec::new();
-    write_dumpfile(&mut out, fs).unwrap();
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// composefs-oci's tree of a layout, or its error.
 fn theirs(layout: &Path) -> Result<FileSystem<Sha256HashValue>, String> {
     let dir = tempfile::tempdir().unwrap();
@@ -369,11 +282,6 @@ fn theirs(layout: &Path) -> Result<FileSystem<Sha256HashValue>, String> {
     .map_err(|e| format!("create_filesystem: {e:#}"))
 }
 
-fn image_id(fs: &FileSystem<Sha256HashValue>, version: FormatVersion) -> String {
-    let validated = ValidatedFileSystem::new(fs.clone()).unwrap();
-    compute_verity::<Sha256HashValue>(&mkfs_erofs_versioned(&validated, version)).to_hex()
-}
-
 /// Runs one case: `Ok(true)` when both built the same tree and ids, `Ok(false)` when both refused.
 fn check(layers: &[Vec<Entry>]) -> Result<bool, TestCaseError> {
     let tars: Vec<Vec<u8>> = layers
@@ -390,7 +298,11 @@ fn check(layers: &[Vec<Entry>]) -> Result<bool, TestCaseError> {
     let ours = tree_from_layout(dir.path(), None, &opts, XattrFilter::AllowlistOnly);
     match (theirs(dir.path()), ours) {
         (Ok(fs), Ok(tree)) => {
-            prop_assert_eq!(dump(&to_theirs(&tree)), dump(&fs), "tree");
+            prop_assert_eq!(
+                dump(&to_composefs_rs::<Sha256HashValue>(&tree)),
+                dump(&fs),
+                "tree"
+            );
             for (v, fv) in [
                 (IdVersion::V1, FormatVersion::V1),
                 (IdVersion::V2, FormatVersion::V2),

@@ -292,6 +292,25 @@ pub fn parse_pax(mut data: &[u8]) -> Result<Vec<PaxRecord<'_>>, EntryFault> {
     Ok(out)
 }
 
+/// Writes PAX records (the inverse of [`parse_pax`]): each `"<len> <key>=<value>\n"`, where
+/// `<len>` counts its own digits too.
+pub fn encode_pax(records: &[PaxRecord<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (key, value) in records {
+        let body = key.len() + value.len() + 3; // ' ', '=', '\n'
+        let mut len = body + 1;
+        while len != body + len.to_string().len() {
+            len = body + len.to_string().len();
+        }
+        out.extend_from_slice(format!("{len} ").as_bytes());
+        out.extend_from_slice(key);
+        out.push(b'=');
+        out.extend_from_slice(value);
+        out.push(b'\n');
+    }
+    out
+}
+
 fn read_pax(raw: Option<&[u8]>, size: u64) -> Result<PaxFields, EntryFault> {
     let mut pax = PaxFields::default();
     let Some(raw) = raw else {
@@ -715,6 +734,22 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn pax_records_round_trip(
+            records in prop::collection::vec(
+                (
+                    prop::collection::vec(any::<u8>().prop_filter("no =", |b| *b != b'='), 1..20),
+                    prop::collection::vec(any::<u8>(), 0..300),
+                ),
+                0..6,
+            )
+        ) {
+            let refs: Vec<PaxRecord<'_>> =
+                records.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+            let encoded = encode_pax(&refs);
+            prop_assert_eq!(parse_pax(&encoded).unwrap(), refs);
+        }
+
         #[test]
         fn pax_mtime_round_trips(sec in 0i64..i64::MAX, nsec in 0u32..1_000_000_000) {
             let text = format!("{sec}.{nsec:09}");

@@ -16,18 +16,8 @@ pub(crate) struct Layer {
 }
 
 pub(crate) fn pax_records(records: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (k, v) in records {
-        let body = k.len() + v.len() + 3; // space, '=', newline
-        let mut n = body + 1;
-        while n != body + n.to_string().len() {
-            n = body + n.to_string().len();
-        }
-        out.extend_from_slice(format!("{n} {k}=").as_bytes());
-        out.extend_from_slice(v);
-        out.push(b'\n');
-    }
-    out
+    let records: Vec<_> = records.iter().map(|(k, v)| (k.as_bytes(), *v)).collect();
+    super::tar::encode_pax(&records)
 }
 
 impl Layer {
