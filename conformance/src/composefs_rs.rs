@@ -1,17 +1,22 @@
-//! Our trees and images beside composefs-rs 0.9.4's: a [`Tree`] converted to its
-//! `FileSystem` (hardlinks as shared leaves), its dumpfile text, and the image id it computes.
+//! Our trees and images beside composefs-rs 0.9.4's: an OCI layout imported by composefs-oci,
+//! a [`Tree`] converted to its `FileSystem` (hardlinks as shared leaves), its dumpfile text, and
+//! the image id it computes.
 //! Comparing through composefs-rs's own dumpfile writer covers every stat field, xattr,
 //! content reference and hardlink at once.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Arc;
 
 use cfs_erofs::tree::{FileData, InodeId, InodeKind, Tree};
 use composefs::dumpfile::write_dumpfile;
-use composefs::erofs::format::FormatVersion;
+use composefs::erofs::format::{FormatConfig, FormatVersion};
 use composefs::erofs::writer::{mkfs_erofs_versioned, ValidatedFileSystem};
 use composefs::fsverity::{compute_verity, FsVerityHashValue};
+use composefs::generic_tree::{OciTransformOptions, XattrFiltering};
+use composefs::repository::{Repository, RepositoryConfig};
 use composefs::tree::{Directory, FileSystem, Inode, LeafContent, RegularFile, Stat};
 
 /// Our tree in composefs-rs's tree type, hardlinks kept as shared leaves.
@@ -95,4 +100,53 @@ pub fn dump<H: FsVerityHashValue>(fs: &FileSystem<H>) -> String {
 pub fn image_id<H: FsVerityHashValue>(fs: &FileSystem<H>, version: FormatVersion) -> String {
     let validated = ValidatedFileSystem::new(fs.clone()).unwrap();
     compute_verity::<H>(&mkfs_erofs_versioned(&validated, version)).to_hex()
+}
+
+/// An OCI layout as composefs-oci sees it: the repository it was imported into (kept in `_dir`)
+/// and the filesystem `create_filesystem` builds.
+pub struct Imported<H: FsVerityHashValue> {
+    pub _dir: tempfile::TempDir,
+    pub repo: Arc<Repository<H>>,
+    pub fs: FileSystem<H>,
+}
+
+/// Imports an OCI layout folder with composefs-oci into a fresh insecure repository; `Err` is
+/// composefs-oci's refusal.
+pub fn import_layout<H: FsVerityHashValue>(
+    layout: &Path,
+    filter: XattrFiltering,
+) -> Result<Imported<H>, String> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = RepositoryConfig::new(H::ALGORITHM).set_insecure();
+    config.erofs_formats = FormatConfig {
+        default: FormatVersion::V1,
+        extra: [FormatVersion::V2].into(),
+    };
+    let (repo, _) = Repository::init_path(rustix::fs::CWD, dir.path().join("repo"), config)
+        .expect("init repository");
+    let repo = Arc::new(repo);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("tokio runtime");
+    let (pull, _) = rt
+        .block_on(composefs_oci::oci_layout::import_oci_layout(
+            &repo,
+            composefs_oci::oci_layout::OciLayoutKind::Directory,
+            layout,
+            None,
+            Arc::new(composefs::progress::NullReporter),
+        ))
+        .map_err(|e| format!("import: {e:#}"))?;
+    let fs = composefs_oci::image::create_filesystem(
+        &repo,
+        &pull.config_digest,
+        Some(&pull.config_verity),
+        &OciTransformOptions { xattrs: filter },
+    )
+    .map_err(|e| format!("create_filesystem: {e:#}"))?;
+    Ok(Imported {
+        _dir: dir,
+        repo,
+        fs,
+    })
 }

@@ -8,7 +8,6 @@
 //! pinned in insta snapshots, ready for the comparison with our writer.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use cfs_erofs::oci::boot::{transform_for_boot, DigestStore};
 use cfs_erofs::oci::ids::{image_id as our_id, IdVersion};
@@ -16,13 +15,11 @@ use cfs_erofs::oci::layout::tree_from_layout;
 use cfs_erofs::oci::{TarOptions, XattrFilter};
 use cfs_erofs::tree::{HashAlgorithm, Tree};
 
-use composefs::erofs::format::{FormatConfig, FormatVersion};
+use composefs::erofs::format::FormatVersion;
 use composefs::fsverity::{FsVerityHashValue, Sha256HashValue, Sha512HashValue};
-use composefs::generic_tree::{OciTransformOptions, XattrFiltering};
-use composefs::repository::{Repository, RepositoryConfig};
-use composefs::tree::FileSystem;
+use composefs::generic_tree::XattrFiltering;
 use composefs_boot::BootOps;
-use conformance::composefs_rs::{dump, image_id, to_composefs_rs};
+use conformance::composefs_rs::{dump, image_id, import_layout, to_composefs_rs, Imported};
 
 const FIXTURES: [&str; 4] = ["synthetic", "debian", "crate", "bootable"];
 
@@ -33,46 +30,8 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 /// composefs-rs's view of one fixture: repository, plain tree.
-struct Theirs<H: FsVerityHashValue> {
-    _dir: tempfile::TempDir,
-    repo: Arc<Repository<H>>,
-    fs: FileSystem<H>,
-}
-
-fn import<H: FsVerityHashValue>(name: &str, filter: XattrFiltering) -> Theirs<H> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = RepositoryConfig::new(H::ALGORITHM).set_insecure();
-    config.erofs_formats = FormatConfig {
-        default: FormatVersion::V1,
-        extra: [FormatVersion::V2].into(),
-    };
-    let (repo, _) = Repository::init_path(rustix::fs::CWD, dir.path().join("repo"), config)
-        .expect("init repository");
-    let repo = Arc::new(repo);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let (pull, _) = rt
-        .block_on(composefs_oci::oci_layout::import_oci_layout(
-            &repo,
-            composefs_oci::oci_layout::OciLayoutKind::Directory,
-            &fixture(name),
-            None,
-            Arc::new(composefs::progress::NullReporter),
-        ))
-        .expect("composefs-oci import");
-    let fs = composefs_oci::image::create_filesystem(
-        &repo,
-        &pull.config_digest,
-        Some(&pull.config_verity),
-        &OciTransformOptions { xattrs: filter },
-    )
-    .expect("composefs-oci create_filesystem");
-    Theirs {
-        _dir: dir,
-        repo,
-        fs,
-    }
+fn import<H: FsVerityHashValue>(name: &str, filter: XattrFiltering) -> Imported<H> {
+    import_layout(&fixture(name), filter).expect("composefs-oci import")
 }
 
 struct Ours {

@@ -6,18 +6,16 @@
 //! composefs-rs's dumpfile writer) with the same V1 and V2 image ids.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use cfs_erofs::oci::ids::{image_id as our_id, IdVersion};
 use cfs_erofs::oci::layout::tree_from_layout;
 use cfs_erofs::oci::{TarOptions, XattrFilter};
 use cfs_erofs::tree::HashAlgorithm;
-use composefs::erofs::format::{FormatConfig, FormatVersion};
-use composefs::fsverity::{FsVerityHashValue, Sha256HashValue};
-use composefs::generic_tree::{OciTransformOptions, XattrFiltering};
-use composefs::repository::{Repository, RepositoryConfig};
+use composefs::erofs::format::FormatVersion;
+use composefs::fsverity::Sha256HashValue;
+use composefs::generic_tree::XattrFiltering;
 use composefs::tree::FileSystem;
-use conformance::composefs_rs::{dump, image_id, to_composefs_rs};
+use conformance::composefs_rs::{dump, image_id, import_layout, to_composefs_rs};
 use proptest::prelude::*;
 use sha2::{Digest as _, Sha256};
 
@@ -249,37 +247,7 @@ fn write_layout(dir: &Path, layers: &[Vec<u8>]) {
 
 /// composefs-oci's tree of a layout, or its error.
 fn theirs(layout: &Path) -> Result<FileSystem<Sha256HashValue>, String> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = RepositoryConfig::new(Sha256HashValue::ALGORITHM).set_insecure();
-    config.erofs_formats = FormatConfig {
-        default: FormatVersion::V1,
-        extra: [FormatVersion::V2].into(),
-    };
-    let (repo, _) =
-        Repository::<Sha256HashValue>::init_path(rustix::fs::CWD, dir.path().join("repo"), config)
-            .expect("init repository");
-    let repo = Arc::new(repo);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let (pull, _) = rt
-        .block_on(composefs_oci::oci_layout::import_oci_layout(
-            &repo,
-            composefs_oci::oci_layout::OciLayoutKind::Directory,
-            layout,
-            None,
-            Arc::new(composefs::progress::NullReporter),
-        ))
-        .map_err(|e| format!("import: {e:#}"))?;
-    composefs_oci::image::create_filesystem(
-        &repo,
-        &pull.config_digest,
-        Some(&pull.config_verity),
-        &OciTransformOptions {
-            xattrs: XattrFiltering::AllowlistOnly,
-        },
-    )
-    .map_err(|e| format!("create_filesystem: {e:#}"))
+    import_layout::<Sha256HashValue>(layout, XattrFiltering::AllowlistOnly).map(|i| i.fs)
 }
 
 /// Runs one case: `Ok(true)` when both built the same tree and ids, `Ok(false)` when both refused.
