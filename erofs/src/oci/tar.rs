@@ -404,7 +404,7 @@ impl TapState {
             }
             at = data_at + size.div_ceil(512) * 512;
         }
-        self.kept = Vec::new();
+        self.kept.clear(); // capacity kept for the next member
         Ok(pax)
     }
 }
