@@ -430,7 +430,7 @@ fn verity_upperdir_and_readonly_reach_the_kernel_as_c_sets_them() {
     let mnt = dir.path().join("mnt");
     fs::create_dir(&mnt).unwrap();
     let external = mnt.join("file0");
-    assert!(expect.contains_key(&b"/file0"[..].to_vec()));
+    assert!(expect.contains_key(&b"/file0"[..]));
     // (verity, overlay path, whether verity=require is on the mount)
     let cases = [
         (Verity::Off, OverlayMode::Auto, false),
@@ -723,7 +723,7 @@ fn mount8_runs_our_helper() {
         let (_, fstype, source, _) = mountinfo(&mnt).expect("mounted");
         assert_eq!((fstype.as_str(), source.as_str()), ("overlay", "composefs"));
         let content = fs::read(mnt.join("file0")).unwrap();
-        assert_eq!(&content, &expect[&b"/file0"[..].to_vec()]);
+        assert_eq!(&content, &expect[&b"/file0"[..]]);
         umount(&mnt);
     }
 }
@@ -864,7 +864,7 @@ fn karg_mount_boots_the_first_image_present_and_stops_on_any_other_fault() {
     fs::create_dir(&mnt).unwrap();
     let mounts = mount_count();
     let insecure_v1 = |d| Karg::v1(d, true).to_string();
-    let file0 = &expect[&b"/file0"[..].to_vec()];
+    let file0 = &expect[&b"/file0"[..]];
 
     // The first argument's image is missing: the second boots.
     let cmdline = format!(
@@ -998,4 +998,91 @@ fn karg_mount_boots_the_first_image_present_and_stops_on_any_other_fault() {
         "{err}"
     );
     assert_eq!(mount_count(), mounts);
+}
+
+#[test]
+fn idmap_shifts_owners_like_c() {
+    if !namespace::enter("idmap_shifts_owners_like_c") {
+        return;
+    }
+    namespace::private_tmp();
+    let dir = data_dir();
+    let objects = dir.path().join("objects");
+    let (tree, _) = tree_with_objects(&objects);
+    let image = dir.path().join("image.cfs");
+    fs::write(&image, image_bytes(&tree, &WriteOptions::v1()).unwrap()).unwrap();
+    let (mnt_c, mnt_r) = (dir.path().join("c"), dir.path().join("r"));
+    fs::create_dir(&mnt_c).unwrap();
+    fs::create_dir(&mnt_r).unwrap();
+    // A user namespace mapping 0…65535 inside to 1000… outside, kept alive by a sleeper.
+    // (root writes the maps itself: unshare's --map-users needs newuidmap from `uidmap`).
+    let mut holder = Command::new("unshare")
+        .args(["--user", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    let pid = holder.id();
+    let userns = format!("/proc/{pid}/ns/user");
+    let own = fs::read_link("/proc/self/ns/user").unwrap();
+    for _ in 0..500 {
+        if fs::read_link(&userns).is_ok_and(|ns| ns != own) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    for map in ["uid_map", "gid_map"] {
+        fs::write(format!("/proc/{pid}/{map}"), "0 1000 65536\n").unwrap();
+    }
+    let opt = format!("basedir={},idmap={userns}", objects.display());
+    let ours = ours(dir.path());
+    let c = Oracle::MountComposefs.get();
+    let oc = run(
+        &c,
+        &["-o", &opt, image.to_str().unwrap(), mnt_c.to_str().unwrap()],
+    );
+    let or = run(
+        &ours,
+        &["-o", &opt, image.to_str().unwrap(), mnt_r.to_str().unwrap()],
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(
+        oc.status.success(),
+        "C: {}",
+        String::from_utf8_lossy(&oc.stderr)
+    );
+    assert!(
+        or.status.success(),
+        "ours: {}",
+        String::from_utf8_lossy(&or.stderr)
+    );
+    let (lc, lr) = (
+        listing(&mnt_c, u64::MAX).unwrap(),
+        listing(&mnt_r, u64::MAX).unwrap(),
+    );
+    assert_eq!(lr, lc);
+    for line in lr.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        assert_eq!((f[3], f[4]), ("1000", "1000"), "not shifted: {line}");
+    }
+    umount(&mnt_c);
+    umount(&mnt_r);
+    // The legacy EROFS path cannot ID-map (C: ENOTSUP).
+    let f = fs::File::open("/proc/self/ns/user").unwrap();
+    let o = MountOptions {
+        objdirs: vec![objects.clone()],
+        idmap: Some(std::os::fd::AsFd::as_fd(&f)),
+        strategy: Strategy {
+            erofs_api: Api::Legacy,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let e = mount::mount_image(&image, &mnt_r, &o).unwrap_err();
+    assert_eq!(e.errno(), libc_enotsup(), "{e}");
+    assert!(composefs_tmpdirs().is_empty());
+}
+
+/// ENOTSUP (= EOPNOTSUPP on Linux).
+fn libc_enotsup() -> i32 {
+    rustix::io::Errno::NOTSUP.raw_os_error()
 }
