@@ -574,6 +574,10 @@ fn bad_command_lines_and_images_fail_like_c() {
         &format!("-o basedir=objects,digest={digest}{digest}00 img mnt"),
         &format!("-o basedir=objects,digest={digest} img mnt"),
         "-o basedir=objects,digest=00 img mnt",
+        // The digest is checked before anything else is mounted or looked up.
+        &format!("-o basedir=objects,digest={digest} img nonexistent"),
+        &format!("-o basedir=nonexistent,digest={digest} img mnt"),
+        "-o basedir=objects,digest=00 text mnt",
         "-o basedir=objects text mnt",
         "-o basedir=objects empty mnt",
         "-o basedir=objects short mnt",
