@@ -6,7 +6,12 @@
 //! through the library, C's tools or ours is private to it. The parent fails with the child's
 //! output when the child fails, and also when it did not run exactly the one test (a filter
 //! that matched nothing would otherwise pass).
+//!
+//! Inside, [`mountinfo`], [`mount_count`], [`composefs_tmpdirs`] and [`loop_devices_under`]
+//! tell what a mount left behind.
 
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Environment variable naming the test the current process runs inside the namespace.
@@ -49,4 +54,84 @@ pub fn private_tmp() {
         .status()
         .expect("mount tmpfs");
     assert!(st.success(), "mount -t tmpfs tmpfs /tmp failed");
+}
+
+/// A folder for a test's images and objects, under the target folder (`target/tmp`), not on
+/// the private /tmp: from a tmpfs the kernel mounts EROFS only through a loop device.
+pub fn data_dir() -> tempfile::TempDir {
+    let exe = std::env::current_exe().expect("test executable");
+    // target/<profile>/deps/<test> → target/tmp
+    let target: PathBuf = exe
+        .ancestors()
+        .nth(3)
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf();
+    let tmp = target.join("tmp");
+    fs::create_dir_all(&tmp).expect("target/tmp");
+    tempfile::tempdir_in(tmp).expect("data dir")
+}
+
+/// The mountinfo line of the mount at `target`: (mount options, fstype, source, super options).
+pub fn mountinfo(target: &Path) -> Option<(String, String, String, String)> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let t = target.to_str().unwrap();
+    info.lines().rev().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        let f: Vec<&str> = pre.split(' ').collect();
+        if f.get(4) != Some(&t) {
+            return None;
+        }
+        let g: Vec<&str> = post.splitn(3, ' ').collect();
+        Some((
+            f[5].into(),
+            g[0].into(),
+            g[1].into(),
+            g.get(2).unwrap_or(&"").to_string(),
+        ))
+    })
+}
+
+/// How many mounts this namespace has.
+pub fn mount_count() -> usize {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count()
+}
+
+/// Our `/tmp/.composefs.*` directories (only meaningful with a private /tmp).
+pub fn composefs_tmpdirs() -> Vec<String> {
+    fs::read_dir("/tmp")
+        .unwrap()
+        .filter_map(|e| {
+            let n = e.unwrap().file_name().to_string_lossy().into_owned();
+            n.starts_with(".composefs.").then_some(n)
+        })
+        .collect()
+}
+
+/// Loop devices whose backing file lies under `dir`.
+pub fn loop_devices_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir("/sys/block") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("loop") {
+            continue;
+        }
+        if let Ok(b) = fs::read_to_string(e.path().join("loop/backing_file")) {
+            if Path::new(b.trim()).starts_with(dir) {
+                out.push(format!("{name} → {}", b.trim()));
+            }
+        }
+    }
+    out
+}
+
+/// Unmounts `target`; a failure fails the test.
+pub fn umount(target: &Path) {
+    rustix::mount::unmount(target, rustix::mount::UnmountFlags::empty())
+        .unwrap_or_else(|e| panic!("umount {}: {e}", target.display()));
 }

@@ -12,9 +12,9 @@
 //! - bad command lines and bad images fail with C's exit code and messages, except mount(8)'s
 //!   helper flags, which we accept (a documented divergence), and mount(8) runs our helper;
 //! - a thousand failed mounts leave no mount, loop device or temporary directory behind;
-//! - `mkcfs-rs karg mount` boots the first image of the command line present in a store and
-//!   stops, naming the argument, on any other fault (lying image, wrong layout, no fs-verity
-//!   for a secure argument, failed mount).
+//! - ID-mapped mounts shift owners as C's do.
+//!
+//! The boot mount (`mkcfs-rs karg mount`) has its own file, karg_mount.rs.
 //!
 //! This host has no fs-verity, so `digest=` always ends in "Image has no fs-verity" (C says the
 //! same) and object reads under `verity=require` fail with EIO; the virtual-machine tests
@@ -33,19 +33,15 @@ use cfs_erofs::mount::{
 use cfs_erofs::tree::{FileData, InodeKind, Tree};
 use cfs_erofs::write::{image_bytes, WriteOptions};
 use conformance::kernel::tree_with_objects;
-use conformance::namespace;
+use conformance::namespace::{
+    self, composefs_tmpdirs, data_dir, loop_devices_under, mount_count, mountinfo, umount,
+};
 use conformance::oracle::{mkcfs_rs, Oracle};
 use conformance::vectors::{self, Manifest};
 use conformance::walk;
 
 /// Files up to this size get an object with content and are read through the mount.
 const READ_LIMIT: u64 = 64 * 1024;
-
-/// A folder for a test's images and objects. It lives in the target folder, not on the
-/// private /tmp: from a tmpfs the kernel mounts EROFS only through a loop device.
-fn data_dir() -> tempfile::TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
-}
 
 /// Our binary under the name mount.composefs (a symlink in `dir`).
 fn ours(dir: &Path) -> PathBuf {
@@ -110,69 +106,6 @@ fn listing(root: &Path, limit: u64) -> Result<String, String> {
     walk::walk(root, &|e| e.size.is_some_and(|s| s <= limit))
         .map(|entries| walk::format(&entries))
         .map_err(|e| e.to_string())
-}
-
-/// The mountinfo line of the mount at `target`: (mount options, fstype, source, super options).
-fn mountinfo(target: &Path) -> Option<(String, String, String, String)> {
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let t = target.to_str().unwrap();
-    info.lines().rev().find_map(|l| {
-        let (pre, post) = l.split_once(" - ")?;
-        let f: Vec<&str> = pre.split(' ').collect();
-        if f.get(4) != Some(&t) {
-            return None;
-        }
-        let g: Vec<&str> = post.splitn(3, ' ').collect();
-        Some((
-            f[5].into(),
-            g[0].into(),
-            g[1].into(),
-            g.get(2).unwrap_or(&"").to_string(),
-        ))
-    })
-}
-
-fn mount_count() -> usize {
-    fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .count()
-}
-
-/// Our `/tmp/.composefs.*` directories (only meaningful with a private /tmp).
-fn composefs_tmpdirs() -> Vec<String> {
-    fs::read_dir("/tmp")
-        .unwrap()
-        .filter_map(|e| {
-            let n = e.unwrap().file_name().to_string_lossy().into_owned();
-            n.starts_with(".composefs.").then_some(n)
-        })
-        .collect()
-}
-
-/// Loop devices whose backing file lies under `dir`.
-fn loop_devices_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let Ok(rd) = fs::read_dir("/sys/block") else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.starts_with("loop") {
-            continue;
-        }
-        if let Ok(b) = fs::read_to_string(e.path().join("loop/backing_file")) {
-            if Path::new(b.trim()).starts_with(dir) {
-                out.push(format!("{name} → {}", b.trim()));
-            }
-        }
-    }
-    out
-}
-
-fn umount(target: &Path) {
-    rustix::mount::unmount(target, rustix::mount::UnmountFlags::empty())
-        .unwrap_or_else(|e| panic!("umount {}: {e}", target.display()));
 }
 
 fn run(cmd: &Path, args: &[&str]) -> Output {
@@ -825,183 +758,6 @@ fn a_thousand_failed_mounts_leave_nothing_behind() {
     eprintln!(
         "1000 library + 100 command-line failed mounts left nothing behind; errnos {errnos:?}"
     );
-}
-
-/// Runs `mkcfs-rs karg mount --store STORE --cmdline FILE TARGET EXTRA…` with `cmdline`.
-fn karg_mount(store: &Path, cmdline: &str, target: &Path, extra: &[&str]) -> Output {
-    let file = store.with_extension("cmdline");
-    fs::write(&file, cmdline).unwrap();
-    Command::new(mkcfs_rs())
-        .args(["karg", "mount", "--store"])
-        .arg(store)
-        .arg("--cmdline")
-        .arg(&file)
-        .arg(target)
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
-#[test]
-fn karg_mount_boots_the_first_image_present_and_stops_on_any_other_fault() {
-    if !namespace::enter("karg_mount_boots_the_first_image_present_and_stops_on_any_other_fault") {
-        return;
-    }
-    namespace::private_tmp();
-    use cfs_erofs::fsverity::digest;
-    use cfs_erofs::karg::Karg;
-    use cfs_erofs::HashAlgorithm::Sha256;
-    let dir = data_dir();
-    let store = dir.path().join("store");
-    let (tree, expect) = tree_with_objects(&store.join("objects"));
-    fs::create_dir_all(store.join("images")).unwrap();
-    let put = |bytes: &[u8], name: &str| fs::write(store.join("images").join(name), bytes).unwrap();
-    let v1 = image_bytes(&tree, &WriteOptions::v1()).unwrap();
-    let v2 = image_bytes(&tree, &WriteOptions::v2()).unwrap();
-    let (d1, d2) = (digest(Sha256, &v1), digest(Sha256, &v2));
-    put(&v1, &d1.to_hex());
-    put(&v2, &d2.to_hex());
-    let missing = digest(Sha256, b"no such image");
-    let liar = digest(Sha256, b"what the name promises");
-    put(&v1, &liar.to_hex());
-    let mnt = dir.path().join("mnt");
-    fs::create_dir(&mnt).unwrap();
-    let mounts = mount_count();
-    let insecure_v1 = |d| Karg::v1(d, true).to_string();
-    let file0 = &expect[&b"/file0"[..]];
-
-    // The first argument's image is missing: the second boots.
-    let cmdline = format!(
-        "root=/dev/vda {} init=/sbin/init {}",
-        insecure_v1(missing.clone()),
-        insecure_v1(d1.clone())
-    );
-    let out = karg_mount(&store, &cmdline, &mnt, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        insecure_v1(d1.clone())
-    );
-    let (opts, _, source, sup) = mountinfo(&mnt).expect("mounted");
-    assert_eq!(source, "composefs");
-    assert!(opts.starts_with("ro"), "{opts}");
-    assert!(
-        !sup.contains("verity=require"),
-        "insecure mounts do not require verity: {sup}"
-    );
-    assert!(
-        sup.contains(&format!("datadir+={}", store.join("objects").display())),
-        "{sup}"
-    );
-    assert_eq!(&fs::read(mnt.join("file0")).unwrap(), file0);
-    umount(&mnt);
-
-    // A V2 image through its legacy argument; and a writable root on a tmpfs.
-    let out = karg_mount(
-        &store,
-        &format!("composefs=?{}", d2.to_hex()),
-        &mnt,
-        &["--tmpfs"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(&fs::read(mnt.join("file0")).unwrap(), file0);
-    fs::write(mnt.join("new"), b"x").unwrap();
-    assert!(mountinfo(&mnt).unwrap().0.starts_with("rw"));
-    umount(&mnt);
-    assert!(composefs_tmpdirs().is_empty(), "{:?}", composefs_tmpdirs());
-    // … or on given directories.
-    let (upper, work) = (dir.path().join("upper"), dir.path().join("work"));
-    fs::create_dir(&upper).unwrap();
-    fs::create_dir(&work).unwrap();
-    let (u, w) = (upper.to_str().unwrap(), work.to_str().unwrap());
-    let out = karg_mount(
-        &store,
-        &insecure_v1(d1.clone()),
-        &mnt,
-        &["--upperdir", u, "--workdir", w],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    fs::write(mnt.join("new"), b"kept").unwrap();
-    umount(&mnt);
-    assert_eq!(fs::read(upper.join("new")).unwrap(), b"kept");
-
-    // Faults after the pick stop the boot, naming the argument; nothing is mounted and the
-    // next argument is never tried.
-    let v2_as_v1 = insecure_v1(d2.clone());
-    let v1_as_v2 = format!("composefs=?{}", d1.to_hex());
-    let secure = Karg::v1(d1.clone(), false).to_string();
-    let cases: Vec<(String, String, &str)> = vec![
-        // An image whose content does not measure to its name.
-        (
-            format!("{} {}", insecure_v1(liar.clone()), insecure_v1(d1.clone())),
-            insecure_v1(liar.clone()),
-            "digest mismatch",
-        ),
-        // Layouts that contradict the argument.
-        (
-            format!("{v2_as_v1} {}", insecure_v1(d1.clone())),
-            v2_as_v1.clone(),
-            "is a V2",
-        ),
-        (v1_as_v2.clone(), v1_as_v2.clone(), "is a V1"),
-        // A secure argument needs the image's kernel fs-verity digest, which this host cannot
-        // give (no CONFIG_FS_VERITY; a file on it cannot carry one): refused before mounting.
-        (
-            format!("{secure} {}", insecure_v1(d1.clone())),
-            secure.clone(),
-            "no fs-verity digest",
-        ),
-        // Nothing present at all.
-        (
-            insecure_v1(missing.clone()),
-            String::new(),
-            "no composefs image found",
-        ),
-        (
-            String::from("root=/dev/vda"),
-            String::new(),
-            "no composefs argument",
-        ),
-    ];
-    for (cmdline, arg, why) in &cases {
-        let out = karg_mount(&store, cmdline, &mnt, &[]);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "`{cmdline}` must fail: {err}");
-        assert!(
-            err.contains(arg.as_str()) && err.contains(why),
-            "`{cmdline}`: {err}"
-        );
-        assert!(out.stdout.is_empty());
-        assert_eq!(mount_count(), mounts, "`{cmdline}` left a mount");
-        assert!(composefs_tmpdirs().is_empty());
-    }
-    // A failing mount (missing mountpoint) names the argument too.
-    let out = karg_mount(
-        &store,
-        &insecure_v1(d1.clone()),
-        &dir.path().join("nowhere"),
-        &[],
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success()
-            && err.contains(&insecure_v1(d1.clone()))
-            && err.contains("No such file"),
-        "{err}"
-    );
-    assert_eq!(mount_count(), mounts);
 }
 
 #[test]
