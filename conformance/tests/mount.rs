@@ -403,6 +403,38 @@ fn verity_upperdir_and_readonly_reach_the_kernel_as_c_sets_them() {
         assert_eq!(r.is_err(), required, "{verity:?} {overlay:?}: {r:?}");
         umount(&mnt);
     }
+    // image_mountdir: EROFS goes there instead of a temporary directory, is detached after the
+    // overlay is up, and the caller's directory stays.
+    let own = dir.path().join("erofs-here");
+    fs::create_dir(&own).unwrap();
+    let o = MountOptions {
+        objdirs: vec![objects.clone()],
+        image_mountdir: Some(own.clone()),
+        ..Default::default()
+    };
+    mount::mount_image(&image, &mnt, &o).unwrap();
+    assert!(
+        own.is_dir() && mountinfo(&own).is_none(),
+        "EROFS still on {}",
+        own.display()
+    );
+    assert!(fs::read_dir(&own).unwrap().next().is_none());
+    assert!(mountinfo(&mnt)
+        .unwrap()
+        .3
+        .contains(&format!("lowerdir+={}", own.display())));
+    umount(&mnt);
+    let o = MountOptions {
+        objdirs: vec![dir.path().join("missing")],
+        image_mountdir: Some(own.clone()),
+        ..Default::default()
+    };
+    mount::mount_image(&image, &mnt, &o).unwrap_err();
+    assert!(
+        own.is_dir(),
+        "a failed mount removed the caller's image_mountdir (C does)"
+    );
+
     // upperdir + workdir: a writable mount whose writes land in the upper layer.
     let (upper, work) = (dir.path().join("upper"), dir.path().join("work"));
     fs::create_dir(&upper).unwrap();

@@ -85,14 +85,12 @@ pub fn mount_private(
     has_acl: bool,
     opts: &MountOptions,
 ) -> Result<PrivateErofs, MountError> {
-    let created = match &opts.image_mountdir {
-        Some(_) => None,
-        None => Some(TempDir::create()?),
-    };
-    let dir = match (&opts.image_mountdir, &created) {
-        (Some(d), _) => d.clone(),
-        (None, Some(t)) => t.0.clone(),
-        (None, None) => unreachable!("one of the two is set"),
+    let (dir, created) = match &opts.image_mountdir {
+        Some(d) => (d.clone(), None),
+        None => {
+            let t = TempDir::create()?;
+            (t.0.clone(), Some(t))
+        }
     };
     let source = PathBuf::from(format!("/proc/self/fd/{}", image.as_raw_fd()));
     let file_backed = match opts.strategy.erofs_source {
