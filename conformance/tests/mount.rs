@@ -424,15 +424,20 @@ fn verity_upperdir_and_readonly_reach_the_kernel_as_c_sets_them() {
         .3
         .contains(&format!("lowerdir+={}", own.display())));
     umount(&mnt);
+    // An image whose EROFS superblock is broken: C removes the caller's directory then.
+    let mut broken = fs::read(&image).unwrap();
+    broken[1024] ^= 1;
+    let broken_image = dir.path().join("broken.cfs");
+    fs::write(&broken_image, broken).unwrap();
     let o = MountOptions {
-        objdirs: vec![dir.path().join("missing")],
+        objdirs: vec![objects.clone()],
         image_mountdir: Some(own.clone()),
         ..Default::default()
     };
-    mount::mount_image(&image, &mnt, &o).unwrap_err();
+    mount::mount_image(&broken_image, &mnt, &o).unwrap_err();
     assert!(
         own.is_dir(),
-        "a failed mount removed the caller's image_mountdir (C does)"
+        "a failed EROFS mount removed the caller's image_mountdir"
     );
 
     // upperdir + workdir: a writable mount whose writes land in the upper layer.
