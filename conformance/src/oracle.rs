@@ -116,3 +116,12 @@ pub fn mkcfs_rs() -> PathBuf {
     }
     p
 }
+
+/// [`mkcfs_rs`] under another name (a symlink `dir/name`), as the drop-ins are installed.
+pub fn mkcfs_rs_as(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    if !p.exists() {
+        std::os::unix::fs::symlink(mkcfs_rs(), &p).expect("symlink to mkcfs-rs");
+    }
+    p
+}
