@@ -5,7 +5,9 @@
 //!   byte, and mount nothing; the digest is checked before anything else;
 //! - mount(8)'s helper flags (`-n -v -s -f`), which C refuses, are accepted (a documented
 //!   divergence);
-//! - mount(8) itself runs our helper for `mount -t composefs`.
+//! - mount(8) itself runs our helper for `mount -t composefs`;
+//! - every option set (`ro`/`rw`, `verity`, `tryverity`, several basedirs, a basedir with a
+//!   comma, `upperdir`/`workdir`) gives the mount C's gives, as /proc/self/mountinfo shows.
 
 use std::fs;
 use std::path::Path;
@@ -248,4 +250,79 @@ fn mount8_runs_our_helper() {
         assert_eq!(&content, &expect[&b"/file0"[..]]);
         umount(&mnt);
     }
+}
+
+#[test]
+fn options_reach_the_kernel_as_c_passes_them() {
+    if !namespace::enter("options_reach_the_kernel_as_c_passes_them") {
+        return;
+    }
+    namespace::private_tmp();
+    let c = Oracle::MountComposefs.get();
+    let dir = data_dir();
+    let ours = mkcfs_rs_as(dir.path(), "mount.composefs");
+    let d = dir.path();
+    // A basedir whose name needs escaping in an option string, and a second one.
+    let objects = d.join("obj,ects");
+    let (tree, _) = tree_with_objects(&objects);
+    fs::create_dir(d.join("more")).unwrap();
+    fs::write(
+        d.join("img"),
+        image_bytes(&tree, &WriteOptions::v1()).unwrap(),
+    )
+    .unwrap();
+    fs::create_dir(d.join("mnt")).unwrap();
+    let o = objects.to_str().unwrap().replace(',', "\\,");
+    let cases = [
+        format!("basedir={o}"),
+        format!("ro,basedir={o}"),
+        format!("basedir={o},rw"),
+        format!("basedir={o},verity"),
+        format!("basedir={o},tryverity"),
+        format!("basedir={o},tryverity,verity,ro"),
+        format!("basedir={o}:{}", d.join("more").display()),
+        format!("basedir={o},upperdir=upper,workdir=work"),
+        format!("basedir={o},upperdir=upper,workdir=work,ro"),
+    ];
+    let mut same = 0;
+    for opts in &cases {
+        let mut seen = Vec::new();
+        for tool in [&c, &ours] {
+            for sub in ["upper", "work"] {
+                let _ = fs::remove_dir_all(d.join(sub));
+                fs::create_dir(d.join(sub)).unwrap();
+            }
+            let out = Command::new(tool)
+                .args(["-o", opts, "img", "mnt"])
+                .current_dir(d)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{} -o {opts}: {}",
+                tool.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let (mount_opts, fstype, source, sup) = mountinfo(&d.join("mnt")).expect("mounted");
+            let sup: Vec<String> = sup
+                .split(',')
+                .map(|s| match s.split_once("=/tmp/.composefs.") {
+                    Some((k, _)) => format!("{k}=TMP"),
+                    None => s.to_owned(),
+                })
+                .collect();
+            seen.push((mount_opts, fstype, source, sup.join(",")));
+            umount(&d.join("mnt"));
+        }
+        assert_eq!(
+            seen[1], seen[0],
+            "-o {opts}: ours (left) and C's (right) mounts differ"
+        );
+        same += 1;
+    }
+    assert!(composefs_tmpdirs().is_empty());
+    eprintln!(
+        "{same}/{} option sets reach the kernel as C passes them",
+        cases.len()
+    );
 }
