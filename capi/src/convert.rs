@@ -1,0 +1,228 @@
+//! Between the C node graph ([`crate::node`]) and the crate's [`Tree`].
+//!
+//! Writing: the subtree under the node given to `lcfs_write_to` becomes a `Tree` the way C's
+//! `lcfs_compute_tree` sees it — nodes without a hardlink reference, met breadth-first in name
+//! order, are inodes with a primary entry; hardlink nodes become link entries to the inode their
+//! chain ends at, which must be inside the written subtree. C's deferred validation happens
+//! here (mode 0 or an unknown type on a non-hardlink, a recorded invalid hardlink, children
+//! under a non-directory: EINVAL), plus what C would abort or write garbage for (a symlink
+//! without a target, a name the EROFS format cannot hold: EINVAL).
+//!
+//! Loading: a `Tree` read in [`ReadMode::Library`] becomes nodes as C's loader makes them:
+//! a repeated inode is a fresh node whose only field is its hardlink reference.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+
+use cfs_erofs::read::ReadMode;
+use cfs_erofs::{Digest, DirEntry, FileData, FileType, Inode, InodeId, InodeKind, Mtime, Tree, Xattr};
+
+use crate::node::{follow_links, get as node_ref, unref, valid_mode, Errno, Node, NodePtr, Res, S_IFCHR, S_IFMT};
+
+fn einval<T>() -> Res<T> {
+    Err(Errno(libc::EINVAL))
+}
+
+/// The inode a (non-hardlink) node stands for.
+fn inode_of(n: &Node) -> Res<Inode> {
+    let d = n.d();
+    if d.link_invalid || !valid_mode(d.mode) {
+        return einval();
+    }
+    let ftype = FileType::from_mode(d.mode).ok_or(Errno(libc::EINVAL))?;
+    if ftype != FileType::Directory && !d.children_is_empty() {
+        return einval();
+    }
+    drop(d);
+    let kind = match ftype {
+        FileType::Directory => InodeKind::Directory(Default::default()),
+        FileType::Regular => match n.content() {
+            Some(c) => InodeKind::Regular(FileData::Inline(c.into())),
+            None => InodeKind::Regular(FileData::External {
+                payload: n.payload().map(Into::into),
+                digest: n.d().digest.map(Digest::Sha256),
+            }),
+        },
+        // C asserts when it meets a symlink without a target.
+        FileType::Symlink => InodeKind::Symlink(n.payload().ok_or(Errno(libc::EINVAL))?.into()),
+        FileType::CharDevice => InodeKind::CharDevice(n.d().rdev),
+        FileType::BlockDevice => InodeKind::BlockDevice(n.d().rdev),
+        FileType::Fifo => InodeKind::Fifo,
+        FileType::Socket => InodeKind::Socket,
+    };
+    let d = n.d();
+    let mut inode = Inode::new(kind, (d.mode & 0o7777) as u16);
+    inode.uid = d.uid;
+    inode.gid = d.gid;
+    inode.nlink = d.nlink;
+    inode.mtime = Mtime::new(d.mtime_sec, d.mtime_nsec);
+    // The writer takes a symlink's size from its target, as C does.
+    if ftype != FileType::Symlink {
+        inode.size = d.size;
+    }
+    inode.xattrs = d
+        .xattrs
+        .iter()
+        .map(|x| Xattr::new(x.name.as_bytes(), x.value()))
+        .collect();
+    Ok(inode)
+}
+
+/// The tree `lcfs_write_to` writes for `root`.
+pub fn to_tree(root: &Node) -> Res<Tree> {
+    if root.link_to().is_some() || !root.is_dir() {
+        // C would write a hardlink or non-directory root as garbage; no EROFS root can be one.
+        return einval();
+    }
+    let mut tree = Tree::new(inode_of(root)?);
+    let mut ids: HashMap<NodePtr, InodeId> = HashMap::new();
+    ids.insert(root.ptr(), InodeId::ROOT);
+    let mut links: Vec<(InodeId, Vec<u8>, &Node)> = Vec::new();
+    let mut queue = std::collections::VecDeque::from([(root, InodeId::ROOT)]);
+    while let Some((dir, dir_id)) = queue.pop_front() {
+        for child in dir.children() {
+            let name = child.name_bytes();
+            if child.link_to().is_some() {
+                links.push((dir_id, name, child));
+                continue;
+            }
+            let inode = inode_of(child)?;
+            let id = tree.add(dir_id, &name, inode).or_else(|_| einval())?;
+            ids.insert(child.ptr(), id);
+            queue.push_back((child, id));
+        }
+    }
+    for (dir_id, name, link) in links {
+        if link.d().link_invalid {
+            return einval();
+        }
+        let target = follow_links(link).ok_or(Errno(libc::ELOOP))?;
+        // A link to an inode outside the written subtree.
+        let id = *ids.get(&target.ptr()).ok_or(Errno(libc::EINVAL))?;
+        tree.link(dir_id, &name, id).or_else(|_| einval())?;
+    }
+    Ok(tree)
+}
+
+/// C's `lcfs_write_update_version`: format 1 is needed when a non-hardlink node under `root`
+/// (or `root` itself) is a whiteout, a character device 0:0.
+pub fn has_whiteout(root: &Node) -> bool {
+    let mut stack = vec![root];
+    while let Some(n) = stack.pop() {
+        {
+            let d = n.d();
+            if d.mode & S_IFMT == S_IFCHR && d.rdev == 0 {
+                return true;
+            }
+        }
+        stack.extend(n.children().into_iter().filter(|c| c.link_to().is_none()));
+    }
+    false
+}
+
+/// Nodes for an image, as `lcfs_load_node_from_image_ext` builds them; `toplevel` limits the
+/// root's children to those names.
+pub fn load(bytes: &[u8], toplevel: Option<&[Vec<u8>]>) -> Res<NodePtr> {
+    let image =
+        cfs_erofs::read::read_image_with(bytes, ReadMode::Library).map_err(|e| Errno(read_errno(&e)))?;
+    let mut tree = image.tree;
+    if let Some(names) = toplevel {
+        let drop_names: Vec<Vec<u8>> = tree
+            .root()
+            .as_dir()
+            .map(|d| d.entries().iter().map(|e| e.name.to_vec()).collect::<Vec<Vec<u8>>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| !names.contains(n))
+            .collect();
+        for n in drop_names {
+            let _ = tree.unlink(InodeId::ROOT, &n);
+        }
+        tree.compact();
+    }
+    from_tree(&tree)
+}
+
+/// errno for a refused image, as C's loader reports the same cases.
+fn read_errno(e: &cfs_erofs::read::ReadError) -> i32 {
+    use cfs_erofs::read::ReadErrorKind as K;
+    match e.kind {
+        K::BadHeaderVersion(_) => libc::ENOTSUP,
+        _ => libc::EINVAL,
+    }
+}
+
+fn node_from_inode(inode: &Inode) -> NodePtr {
+    let p = Node::new();
+    let n = node_ref(p);
+    {
+        let mut d = n.dm();
+        d.mode = inode.mode();
+        d.uid = inode.uid;
+        d.gid = inode.gid;
+        d.nlink = inode.nlink;
+        d.rdev = inode.rdev();
+        d.size = inode.size;
+        d.mtime_sec = inode.mtime.sec;
+        d.mtime_nsec = inode.mtime.nsec;
+    }
+    match &inode.kind {
+        InodeKind::Regular(FileData::Inline(c)) if !c.is_empty() => {
+            let _ = n.set_content(Some(c), c.len());
+        }
+        InodeKind::Regular(FileData::External { payload, digest }) => {
+            if let Some(p) = payload.as_ref().and_then(|p| CString::new(p.to_vec()).ok()) {
+                let _ = n.set_payload(Some(&p));
+            }
+            if let Some(Digest::Sha256(d)) = digest {
+                n.dm().digest = Some(*d);
+            }
+        }
+        InodeKind::Symlink(t) => {
+            if let Ok(t) = CString::new(t.to_vec()) {
+                let _ = n.set_payload(Some(&t));
+                n.dm().size = t.as_bytes().len() as u64;
+            }
+        }
+        _ => {}
+    }
+    for x in &inode.xattrs {
+        if let Ok(name) = CString::new(x.name.to_vec()) {
+            let _ = n.set_xattr(&name, &x.value);
+        }
+    }
+    p
+}
+
+/// Builds the node graph of a tree. Every entry's primary comes first in depth-first order
+/// (the reader normalises this), so link targets exist when their links are made.
+pub fn from_tree(tree: &Tree) -> Res<NodePtr> {
+    let root = node_from_inode(tree.root());
+    let mut nodes: HashMap<InodeId, NodePtr> = HashMap::new();
+    nodes.insert(InodeId::ROOT, root);
+    let mut entries: Vec<(InodeId, DirEntry)> = Vec::new();
+    tree.walk(|parent, e, _| entries.push((parent, e.clone())));
+    for (parent, e) in entries {
+        let child = match (e.link, nodes.get(&e.inode)) {
+            (true, Some(&target)) => {
+                let l = Node::new();
+                node_ref(target).incref();
+                node_ref(l).set_link_raw(target);
+                l
+            }
+            _ => {
+                let c = node_from_inode(tree.inode(e.inode));
+                nodes.insert(e.inode, c);
+                c
+            }
+        };
+        let name = CString::new(e.name.to_vec()).map_err(|_| Errno(libc::EINVAL));
+        let added = name.and_then(|name| node_ref(nodes[&parent]).add_child(node_ref(child), &name));
+        if let Err(err) = added {
+            unref(child);
+            unref(root);
+            return Err(err);
+        }
+    }
+    Ok(root)
+}
