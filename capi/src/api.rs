@@ -111,13 +111,17 @@ pub unsafe extern "C" fn lcfs_node_unref(n: *mut Node) {
 #[no_mangle]
 pub unsafe extern "C" fn lcfs_node_clone(n: *mut Node) -> *mut Node {
     // SAFETY: see `node`.
-    guard(ptr::null_mut(), || Ok(unsafe { node(n) }?.clone_node().as_ptr()))
+    guard(ptr::null_mut(), || {
+        Ok(unsafe { node(n) }?.clone_node().as_ptr())
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn lcfs_node_clone_deep(n: *mut Node) -> *mut Node {
     // SAFETY: see `node`.
-    guard(ptr::null_mut(), || Ok(node::clone_deep(unsafe { node(n) }?)?.as_ptr()))
+    guard(ptr::null_mut(), || {
+        Ok(node::clone_deep(unsafe { node(n) }?)?.as_ptr())
+    })
 }
 
 #[no_mangle]
@@ -148,7 +152,9 @@ pub unsafe extern "C" fn lcfs_node_lookup_child(n: *mut Node, name: *const c_cha
 #[no_mangle]
 pub unsafe extern "C" fn lcfs_node_get_parent(n: *mut Node) -> *mut Node {
     // SAFETY: see `node`.
-    guard(ptr::null_mut(), || Ok(out_ptr(unsafe { node(n) }?.parent())))
+    guard(ptr::null_mut(), || {
+        Ok(out_ptr(unsafe { node(n) }?.parent()))
+    })
 }
 
 #[no_mangle]
@@ -168,7 +174,9 @@ pub unsafe extern "C" fn lcfs_node_get_n_children(n: *mut Node) -> usize {
 #[no_mangle]
 pub unsafe extern "C" fn lcfs_node_get_child(n: *mut Node, i: usize) -> *mut Node {
     // SAFETY: see `node`.
-    guard(ptr::null_mut(), || Ok(out_ptr(unsafe { node(n) }?.child(i))))
+    guard(ptr::null_mut(), || {
+        Ok(out_ptr(unsafe { node(n) }?.child(i)))
+    })
 }
 
 #[no_mangle]
@@ -183,7 +191,9 @@ pub unsafe extern "C" fn lcfs_node_make_hardlink(n: *mut Node, target: *mut Node
 #[no_mangle]
 pub unsafe extern "C" fn lcfs_node_get_hardlink_target(n: *mut Node) -> *mut Node {
     // SAFETY: see `node`.
-    guard(ptr::null_mut(), || Ok(out_ptr(unsafe { node(n) }?.link_to())))
+    guard(ptr::null_mut(), || {
+        Ok(out_ptr(unsafe { node(n) }?.link_to()))
+    })
 }
 
 #[no_mangle]
@@ -200,7 +210,7 @@ macro_rules! getter {
         #[no_mangle]
         pub unsafe extern "C" fn $name(n: *mut Node) -> $t {
             // SAFETY: see `node`.
-            guard(0, || Ok(unsafe { node(n) }?.d().$f as $t))
+            guard(0, || Ok(unsafe { node(n) }?.i.$f.get() as $t))
         }
     };
 }
@@ -212,7 +222,7 @@ macro_rules! setter {
         pub unsafe extern "C" fn $name(n: *mut Node, v: $t) {
             guard((), || {
                 // SAFETY: see `node`.
-                unsafe { node(n) }?.dm().$f = v as _;
+                unsafe { node(n) }?.i.$f.set(v as _);
                 Ok(())
             })
         }
@@ -242,7 +252,7 @@ pub unsafe extern "C" fn lcfs_node_try_set_mode(n: *mut Node, mode: u32) -> c_in
         if !node::valid_mode(mode) {
             return Err(EINVAL);
         }
-        n.dm().mode = mode;
+        n.i.mode.set(mode);
         Ok(0)
     })
 }
@@ -261,9 +271,8 @@ pub unsafe extern "C" fn lcfs_node_set_mtime(n: *mut Node, t: *mut libc::timespe
     guard((), || {
         // SAFETY: see `node`; `t` is NULL or a timespec the caller owns.
         let (n, t) = unsafe { (node(n)?, t.as_ref().ok_or(EINVAL)?) };
-        let mut d = n.dm();
-        d.mtime_sec = t.tv_sec;
-        d.mtime_nsec = t.tv_nsec as u32;
+        n.i.mtime_sec.set(t.tv_sec);
+        n.i.mtime_nsec.set(t.tv_nsec as u32);
         Ok(())
     })
 }
@@ -273,9 +282,8 @@ pub unsafe extern "C" fn lcfs_node_get_mtime(n: *mut Node, t: *mut libc::timespe
     guard((), || {
         // SAFETY: see `node`; `t` is NULL or a timespec the caller lets us fill.
         let (n, t) = unsafe { (node(n)?, t.as_mut().ok_or(EINVAL)?) };
-        let d = n.d();
-        t.tv_sec = d.mtime_sec;
-        t.tv_nsec = i64::from(d.mtime_nsec);
+        t.tv_sec = n.i.mtime_sec.get();
+        t.tv_nsec = i64::from(n.i.mtime_nsec.get());
         Ok(())
     })
 }
@@ -391,7 +399,11 @@ pub unsafe extern "C" fn lcfs_node_set_content(n: *mut Node, data: *const u8, le
         if !data.is_null() && len > node::INLINE_CONTENT_MAX {
             return Err(EINVAL);
         }
-        let data = if data.is_null() { None } else { Some(unsafe { bytes(data, len) }?) };
+        let data = if data.is_null() {
+            None
+        } else {
+            Some(unsafe { bytes(data, len) }?)
+        };
         n.set_content(data, len)?;
         Ok(0)
     })
@@ -693,8 +705,9 @@ pub unsafe extern "C" fn lcfs_write_to(root: *mut Node, opts: *mut WriteOptionsC
         let mut sink = CbSink {
             file: o.file,
             cb: o.file_write_cb,
-            hasher: (!o.digest_out.is_null())
-                .then(|| cfs_erofs::fsverity::FsVerityHasher::new(cfs_erofs::HashAlgorithm::Sha256)),
+            hasher: (!o.digest_out.is_null()).then(|| {
+                cfs_erofs::fsverity::FsVerityHasher::new(cfs_erofs::HashAlgorithm::Sha256)
+            }),
             failed: None,
         };
         let res = write_image(&tree, &wopts, &mut sink);
@@ -775,7 +788,9 @@ fn read_whole(fd: c_int) -> Res<Vec<u8>> {
 
 #[no_mangle]
 pub extern "C" fn lcfs_load_node_from_fd(fd: c_int) -> *mut Node {
-    guard(ptr::null_mut(), || Ok(convert::load(&read_whole(fd)?, None)?.as_ptr()))
+    guard(ptr::null_mut(), || {
+        Ok(convert::load(&read_whole(fd)?, None)?.as_ptr())
+    })
 }
 
 #[no_mangle]

@@ -15,9 +15,13 @@ use std::collections::HashMap;
 use std::ffi::CString;
 
 use cfs_erofs::read::ReadMode;
-use cfs_erofs::{Digest, DirEntry, FileData, FileType, Inode, InodeId, InodeKind, Mtime, Tree, Xattr};
+use cfs_erofs::{
+    Digest, DirEntry, FileData, FileType, Inode, InodeId, InodeKind, Mtime, Tree, Xattr,
+};
 
-use crate::node::{follow_links, get as node_ref, unref, valid_mode, Errno, Node, NodePtr, Res, S_IFCHR, S_IFMT};
+use crate::node::{
+    follow_links, get as node_ref, unref, valid_mode, Errno, Node, NodePtr, Res, S_IFCHR, S_IFMT,
+};
 
 fn einval<T>() -> Res<T> {
     Err(Errno(libc::EINVAL))
@@ -26,10 +30,11 @@ fn einval<T>() -> Res<T> {
 /// The inode a (non-hardlink) node stands for.
 fn inode_of(n: &Node) -> Res<Inode> {
     let d = n.d();
-    if d.link_invalid || !valid_mode(d.mode) {
+    let i = &n.i;
+    if d.link_invalid || !valid_mode(i.mode.get()) {
         return einval();
     }
-    let ftype = FileType::from_mode(d.mode).ok_or(Errno(libc::EINVAL))?;
+    let ftype = FileType::from_mode(i.mode.get()).ok_or(Errno(libc::EINVAL))?;
     if ftype != FileType::Directory && !d.children_is_empty() {
         return einval();
     }
@@ -45,20 +50,20 @@ fn inode_of(n: &Node) -> Res<Inode> {
         },
         // C asserts when it meets a symlink without a target.
         FileType::Symlink => InodeKind::Symlink(n.payload().ok_or(Errno(libc::EINVAL))?.into()),
-        FileType::CharDevice => InodeKind::CharDevice(n.d().rdev),
-        FileType::BlockDevice => InodeKind::BlockDevice(n.d().rdev),
+        FileType::CharDevice => InodeKind::CharDevice(i.rdev.get()),
+        FileType::BlockDevice => InodeKind::BlockDevice(i.rdev.get()),
         FileType::Fifo => InodeKind::Fifo,
         FileType::Socket => InodeKind::Socket,
     };
     let d = n.d();
-    let mut inode = Inode::new(kind, (d.mode & 0o7777) as u16);
-    inode.uid = d.uid;
-    inode.gid = d.gid;
-    inode.nlink = d.nlink;
-    inode.mtime = Mtime::new(d.mtime_sec, d.mtime_nsec);
+    let mut inode = Inode::new(kind, (i.mode.get() & 0o7777) as u16);
+    inode.uid = i.uid.get();
+    inode.gid = i.gid.get();
+    inode.nlink = i.nlink.get();
+    inode.mtime = Mtime::new(i.mtime_sec.get(), i.mtime_nsec.get());
     // The writer takes a symlink's size from its target, as C does.
     if ftype != FileType::Symlink {
-        inode.size = d.size;
+        inode.size = i.size.get();
     }
     inode.xattrs = d
         .xattrs
@@ -109,11 +114,8 @@ pub fn to_tree(root: &Node) -> Res<Tree> {
 pub fn has_whiteout(root: &Node) -> bool {
     let mut stack = vec![root];
     while let Some(n) = stack.pop() {
-        {
-            let d = n.d();
-            if d.mode & S_IFMT == S_IFCHR && d.rdev == 0 {
-                return true;
-            }
+        if n.i.mode.get() & S_IFMT == S_IFCHR && n.i.rdev.get() == 0 {
+            return true;
         }
         stack.extend(n.children().into_iter().filter(|c| c.link_to().is_none()));
     }
@@ -123,14 +125,19 @@ pub fn has_whiteout(root: &Node) -> bool {
 /// Nodes for an image, as `lcfs_load_node_from_image_ext` builds them; `toplevel` limits the
 /// root's children to those names.
 pub fn load(bytes: &[u8], toplevel: Option<&[Vec<u8>]>) -> Res<NodePtr> {
-    let image =
-        cfs_erofs::read::read_image_with(bytes, ReadMode::Library).map_err(|e| Errno(read_errno(&e)))?;
+    let image = cfs_erofs::read::read_image_with(bytes, ReadMode::Library)
+        .map_err(|e| Errno(read_errno(&e)))?;
     let mut tree = image.tree;
     if let Some(names) = toplevel {
         let drop_names: Vec<Vec<u8>> = tree
             .root()
             .as_dir()
-            .map(|d| d.entries().iter().map(|e| e.name.to_vec()).collect::<Vec<Vec<u8>>>())
+            .map(|d| {
+                d.entries()
+                    .iter()
+                    .map(|e| e.name.to_vec())
+                    .collect::<Vec<Vec<u8>>>()
+            })
             .unwrap_or_default()
             .into_iter()
             .filter(|n| !names.contains(n))
@@ -155,17 +162,14 @@ fn read_errno(e: &cfs_erofs::read::ReadError) -> i32 {
 fn node_from_inode(inode: &Inode) -> NodePtr {
     let p = Node::new();
     let n = node_ref(p);
-    {
-        let mut d = n.dm();
-        d.mode = inode.mode();
-        d.uid = inode.uid;
-        d.gid = inode.gid;
-        d.nlink = inode.nlink;
-        d.rdev = inode.rdev();
-        d.size = inode.size;
-        d.mtime_sec = inode.mtime.sec;
-        d.mtime_nsec = inode.mtime.nsec;
-    }
+    n.i.mode.set(inode.mode());
+    n.i.uid.set(inode.uid);
+    n.i.gid.set(inode.gid);
+    n.i.nlink.set(inode.nlink);
+    n.i.rdev.set(inode.rdev());
+    n.i.size.set(inode.size);
+    n.i.mtime_sec.set(inode.mtime.sec);
+    n.i.mtime_nsec.set(inode.mtime.nsec);
     match &inode.kind {
         InodeKind::Regular(FileData::Inline(c)) if !c.is_empty() => {
             let _ = n.set_content(Some(c), c.len());
@@ -181,7 +185,7 @@ fn node_from_inode(inode: &Inode) -> NodePtr {
         InodeKind::Symlink(t) => {
             if let Ok(t) = CString::new(t.to_vec()) {
                 let _ = n.set_payload(Some(&t));
-                n.dm().size = t.as_bytes().len() as u64;
+                n.i.size.set(t.as_bytes().len() as u64);
             }
         }
         _ => {}
@@ -217,7 +221,8 @@ pub fn from_tree(tree: &Tree) -> Res<NodePtr> {
             }
         };
         let name = CString::new(e.name.to_vec()).map_err(|_| Errno(libc::EINVAL));
-        let added = name.and_then(|name| node_ref(nodes[&parent]).add_child(node_ref(child), &name));
+        let added =
+            name.and_then(|name| node_ref(nodes[&parent]).add_child(node_ref(child), &name));
         if let Err(err) = added {
             unref(child);
             unref(root);

@@ -54,7 +54,7 @@ fn digest_path(d: &[u8; 32]) -> CString {
 /// `lcfs_node_set_from_content`: digest, by-digest payload and inline content of a regular
 /// file of known size.
 pub fn set_from_content(n: &Node, dirfd: BorrowedFd<'_>, fname: &CStr, flags: i32) -> Res<()> {
-    let size = n.d().size;
+    let size = n.i.size.get();
     let compute = flags & COMPUTE_DIGEST != 0;
     let by_digest = flags & BY_DIGEST != 0;
     let do_digest = size != 0 && (compute || by_digest);
@@ -62,8 +62,13 @@ pub fn set_from_content(n: &Node, dirfd: BorrowedFd<'_>, fname: &CStr, flags: i3
     if !do_digest && !do_inline {
         return Ok(());
     }
-    let fd = rustix::fs::openat(dirfd, fname, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(errno)?;
+    let fd = rustix::fs::openat(
+        dirfd,
+        fname,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno)?;
     let raw = rustix::fd::AsRawFd::as_raw_fd(&fd);
     if do_digest {
         let d = verity::digest_fd(raw)?;
@@ -130,14 +135,11 @@ pub fn load_node_from_file(dirfd: BorrowedFd<'_>, fname: &CStr, flags: i32) -> R
     let p = Node::new();
     let fill = || -> Res<()> {
         let n = get(p);
-        {
-            let mut d = n.dm();
-            d.mode = st.st_mode;
-            d.uid = st.st_uid;
-            d.gid = st.st_gid;
-            d.rdev = st.st_rdev as u32;
-            d.size = st.st_size as u64;
-        }
+        n.i.mode.set(st.st_mode);
+        n.i.uid.set(st.st_uid);
+        n.i.gid.set(st.st_gid);
+        n.i.rdev.set(st.st_rdev as u32);
+        n.i.size.set(st.st_size as u64);
         match st.st_mode & S_IFMT {
             crate::node::S_IFREG => set_from_content(n, dirfd, fname, flags)?,
             crate::node::S_IFLNK => {
@@ -147,9 +149,8 @@ pub fn load_node_from_file(dirfd: BorrowedFd<'_>, fname: &CStr, flags: i32) -> R
             _ => {}
         }
         if flags & USE_EPOCH == 0 {
-            let mut d = n.dm();
-            d.mtime_sec = st.st_mtime;
-            d.mtime_nsec = st.st_mtime_nsec as u32;
+            n.i.mtime_sec.set(st.st_mtime);
+            n.i.mtime_nsec.set(st.st_mtime_nsec as u32);
         }
         if flags & SKIP_XATTRS == 0 {
             read_xattrs(n, dirfd, fname, flags)?;

@@ -12,7 +12,7 @@
 //! the children of its whole subtree (C's `lcfs_node_destroy`), which breaks `.`-style loops.
 //! All of this is done iteratively, so deep trees cannot overflow the stack.
 
-use std::cell::{Ref, RefCell, RefMut};
+use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::ffi::{CStr, CString};
 use std::ptr::NonNull;
 
@@ -89,20 +89,24 @@ pub struct Data {
     link_to: Option<NonNull<Node>>,
     /// `make_hardlink` was asked for something invalid; writing reports EINVAL.
     pub link_invalid: bool,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub nlink: u32,
-    /// C keeps `st_rdev` as 32 bits.
-    pub rdev: u32,
-    pub size: u64,
-    pub mtime_sec: i64,
-    pub mtime_nsec: u32,
     payload: Option<CString>,
     content: Option<Box<[u8]>>,
     pub digest: Option<[u8; DIGEST_SIZE]>,
     pub xattrs: Vec<XattrEntry>,
     xattr_size: usize,
+}
+
+impl CInode {
+    pub fn copy_from(&self, o: &CInode) {
+        self.mode.set(o.mode.get());
+        self.nlink.set(o.nlink.get());
+        self.uid.set(o.uid.get());
+        self.gid.set(o.gid.get());
+        self.rdev.set(o.rdev.get());
+        self.size.set(o.size.get());
+        self.mtime_sec.set(o.mtime_sec.get());
+        self.mtime_nsec.set(o.mtime_nsec.get());
+    }
 }
 
 impl Data {
@@ -111,10 +115,35 @@ impl Data {
     }
 }
 
+/// C's `struct lcfs_inode_s`: the stat fields of a node.
+#[repr(C)]
+#[derive(Default)]
+pub struct CInode {
+    pub mode: Cell<u32>,
+    pub nlink: Cell<u32>,
+    pub uid: Cell<u32>,
+    pub gid: Cell<u32>,
+    /// C keeps `st_rdev` as 32 bits.
+    pub rdev: Cell<u32>,
+    pub size: Cell<u64>,
+    pub mtime_sec: Cell<i64>,
+    pub mtime_nsec: Cell<u32>,
+}
+
 /// `struct lcfs_node_s`.
+///
+/// Opaque to C clients, except that mkcomposefs 1.0.8 (built with C's internal header) reads
+/// `node->inode.st_mode` directly; so `i` sits at C's offset of `inode`, 144 bytes in, with
+/// C's field layout. The bytes before it are unused.
+#[repr(C)]
 pub struct Node {
+    _c_head: [u64; 18],
+    pub i: CInode,
     d: RefCell<Data>,
 }
+
+const _: () = assert!(std::mem::offset_of!(Node, i) == 144);
+const _: () = assert!(std::mem::offset_of!(CInode, size) == 24);
 
 /// A pointer to a live node. Valid while someone holds a reference to the node; every pointer
 /// stored in the graph is backed by a reference the holder owns (children, link targets) or
@@ -132,6 +161,11 @@ impl Node {
     /// A new node: refcount 1, nlink 1, everything else zero (C `lcfs_node_new`).
     pub fn new() -> NodePtr {
         let n = Box::new(Node {
+            _c_head: [0; 18],
+            i: CInode {
+                nlink: Cell::new(1),
+                ..Default::default()
+            },
             d: RefCell::new(Data {
                 refs: 1,
                 parent: None,
@@ -139,14 +173,6 @@ impl Node {
                 children: Vec::new(),
                 link_to: None,
                 link_invalid: false,
-                mode: 0,
-                uid: 0,
-                gid: 0,
-                nlink: 1,
-                rdev: 0,
-                size: 0,
-                mtime_sec: 0,
-                mtime_nsec: 0,
                 payload: None,
                 content: None,
                 digest: None,
@@ -172,7 +198,7 @@ impl Node {
     }
 
     pub fn is_dir(&self) -> bool {
-        self.d().mode & S_IFMT == S_IFDIR
+        self.i.mode.get() & S_IFMT == S_IFDIR
     }
 
     pub fn name(&self) -> Option<*const libc::c_char> {
@@ -245,13 +271,18 @@ impl Node {
     fn search(children: &[NodePtr], name: &[u8]) -> Result<usize, usize> {
         children.binary_search_by(|&c| {
             let cd = get(c).d();
-            cd.name.as_ref().map_or(&b""[..], |n| n.as_bytes()).cmp(name)
+            cd.name
+                .as_ref()
+                .map_or(&b""[..], |n| n.as_bytes())
+                .cmp(name)
         })
     }
 
     pub fn lookup_child(&self, name: &[u8]) -> Option<&Node> {
         let d = self.d();
-        Self::search(&d.children, name).ok().map(|i| get(d.children[i]))
+        Self::search(&d.children, name)
+            .ok()
+            .map(|i| get(d.children[i]))
     }
 
     /// `lcfs_node_add_child`: on success the parent owns the caller's reference to `child`.
@@ -311,10 +342,7 @@ impl Node {
             return Err(Errno(libc::EINVAL));
         }
         target.incref();
-        {
-            let mut t = target.dm();
-            t.nlink = t.nlink.wrapping_add(1);
-        }
+        target.i.nlink.set(target.i.nlink.get().wrapping_add(1));
         let old = {
             let mut d = self.dm();
             d.link_invalid = false;
@@ -340,13 +368,13 @@ impl Node {
     /// `lcfs_node_set_symlink_payload`. C asserts that the node is a symlink; here a node of
     /// another type gets EINVAL.
     pub fn set_symlink_payload(&self, payload: Option<&CStr>) -> Res<()> {
-        if self.d().mode & S_IFMT != S_IFLNK {
+        if self.i.mode.get() & S_IFMT != S_IFLNK {
             return Err(Errno(libc::EINVAL));
         }
         match payload {
             Some(p) if !p.to_bytes().is_empty() => {
                 self.set_payload(Some(p))?;
-                self.dm().size = p.to_bytes().len() as u64;
+                self.i.size.set(p.to_bytes().len() as u64);
                 Ok(())
             }
             _ => Err(Errno(libc::EINVAL)),
@@ -364,18 +392,16 @@ impl Node {
             }
             _ => None,
         };
-        let mut d = self.dm();
-        d.content = content;
-        d.size = len as u64;
+        self.dm().content = content;
+        self.i.size.set(len as u64);
         Ok(())
     }
 
     /// `lcfs_node_set_size`: a changed size drops the inline content.
     pub fn set_size(&self, size: u64) {
-        let mut d = self.dm();
-        if d.size != size {
-            d.content = None;
-            d.size = size;
+        if self.i.size.get() != size {
+            self.dm().content = None;
+            self.i.size.set(size);
         }
     }
 
@@ -438,14 +464,7 @@ impl Node {
         let mut d = n.dm();
         d.link_to = s.link_to;
         d.link_invalid = s.link_invalid;
-        d.mode = s.mode;
-        d.uid = s.uid;
-        d.gid = s.gid;
-        d.nlink = s.nlink;
-        d.rdev = s.rdev;
-        d.size = s.size;
-        d.mtime_sec = s.mtime_sec;
-        d.mtime_nsec = s.mtime_nsec;
+        n.i.copy_from(&self.i);
         d.payload = s.payload.clone();
         d.content = s.content.clone();
         d.digest = s.digest;
@@ -577,7 +596,7 @@ mod tests {
 
     fn dir() -> NodePtr {
         let p = Node::new();
-        get(p).dm().mode = S_IFDIR | 0o755;
+        get(p).i.mode.set(S_IFDIR | 0o755);
         p
     }
 
@@ -613,11 +632,19 @@ mod tests {
         node.set_xattr(c"user.b", b"2").unwrap();
         node.set_xattr(c"user.c", b"3").unwrap();
         node.unset_xattr(b"user.a").unwrap();
-        let names: Vec<Vec<u8>> = node.d().xattrs.iter().map(|x| x.name.as_bytes().to_vec()).collect();
+        let names: Vec<Vec<u8>> = node
+            .d()
+            .xattrs
+            .iter()
+            .map(|x| x.name.as_bytes().to_vec())
+            .collect();
         assert_eq!(names, [b"user.c".to_vec(), b"user.b".to_vec()]);
         assert_eq!(node.unset_xattr(b"user.a"), Err(Errno(libc::ENODATA)));
         node.set_xattr(c"user.big", &[0; 32000]).unwrap();
-        assert_eq!(node.set_xattr(c"user.big2", &[0; 32000]), Err(Errno(libc::ERANGE)));
+        assert_eq!(
+            node.set_xattr(c"user.big2", &[0; 32000]),
+            Err(Errno(libc::ERANGE))
+        );
         unref(n);
     }
 
@@ -625,12 +652,12 @@ mod tests {
     fn hardlinks_and_deep_clone_remap() {
         let root = dir();
         let f = Node::new();
-        get(f).dm().mode = S_IFREG | 0o644;
+        get(f).i.mode.set(S_IFREG | 0o644);
         get(root).add_child(get(f), c"f").unwrap();
         let l = Node::new();
         get(l).make_hardlink(get(f)).unwrap();
         get(root).add_child(get(l), c"l").unwrap();
-        assert_eq!(get(f).d().nlink, 2);
+        assert_eq!(get(f).i.nlink.get(), 2);
         assert_eq!(get(l).make_hardlink(get(l)), Err(Errno(libc::EINVAL)));
         let c = clone_deep(get(root)).unwrap();
         let cf = get(c).lookup_child(b"f").unwrap();
