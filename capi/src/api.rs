@@ -810,6 +810,15 @@ pub unsafe extern "C" fn lcfs_load_node_from_fd_ext(
 pub extern "C" fn lcfs_version_from_fd(fd: c_int) -> c_int {
     guard(-1, || {
         let fd = fsbuild::dir_fd(fd)?;
+        // C maps the header: anything but a file or block device cannot be mapped.
+        let st = rustix::fs::fstat(fd).map_err(|e| Errno(e.raw_os_error()))?;
+        let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
+        if !matches!(
+            ft,
+            rustix::fs::FileType::RegularFile | rustix::fs::FileType::BlockDevice
+        ) {
+            return Err(Errno(libc::ENODEV));
+        }
         let mut h = [0u8; 32];
         let n = rustix::io::pread(fd, &mut h[..], 0).map_err(|e| Errno(e.raw_os_error()))?;
         let word = |i: usize| u32::from_le_bytes(h[i * 4..i * 4 + 4].try_into().expect("4"));

@@ -31,7 +31,10 @@ fn einval<T>() -> Res<T> {
 fn inode_of(n: &Node) -> Res<Inode> {
     let d = n.d();
     let i = &n.i;
-    if d.link_invalid || !valid_mode(i.mode.get()) {
+    if let Some(e) = d.link_error {
+        return Err(Errno(e));
+    }
+    if !valid_mode(i.mode.get()) {
         return einval();
     }
     let ftype = FileType::from_mode(i.mode.get()).ok_or(Errno(libc::EINVAL))?;
@@ -75,9 +78,12 @@ fn inode_of(n: &Node) -> Res<Inode> {
 
 /// The tree `lcfs_write_to` writes for `root`.
 pub fn to_tree(root: &Node) -> Res<Tree> {
-    if root.link_to().is_some() || !root.is_dir() {
-        // C would write a hardlink or non-directory root as garbage; no EROFS root can be one.
+    if root.link_to().is_some() {
+        // C would write a hardlink root as garbage; no EROFS root can be one.
         return einval();
+    }
+    if !root.is_dir() {
+        return Err(Errno(libc::ENOTDIR));
     }
     let mut tree = Tree::new(inode_of(root)?);
     let mut ids: HashMap<NodePtr, InodeId> = HashMap::new();
@@ -98,8 +104,8 @@ pub fn to_tree(root: &Node) -> Res<Tree> {
         }
     }
     for (dir_id, name, link) in links {
-        if link.d().link_invalid {
-            return einval();
+        if let Some(e) = link.d().link_error {
+            return Err(Errno(e));
         }
         let target = follow_links(link).ok_or(Errno(libc::ELOOP))?;
         // A link to an inode outside the written subtree.

@@ -87,8 +87,9 @@ pub struct Data {
     name: Option<CString>,
     children: Vec<NonNull<Node>>,
     link_to: Option<NonNull<Node>>,
-    /// `make_hardlink` was asked for something invalid; writing reports EINVAL.
-    pub link_invalid: bool,
+    /// `make_hardlink` was refused: writing reports this errno (EINVAL for a link to itself
+    /// or into an existing cycle, ELOOP for a link that would close a cycle, as C's write does).
+    pub link_error: Option<i32>,
     payload: Option<CString>,
     content: Option<Box<[u8]>>,
     pub digest: Option<[u8; DIGEST_SIZE]>,
@@ -172,7 +173,7 @@ impl Node {
                 name: None,
                 children: Vec::new(),
                 link_to: None,
-                link_invalid: false,
+                link_error: None,
                 payload: None,
                 content: None,
                 digest: None,
@@ -300,13 +301,20 @@ impl Node {
         if child.d().name.is_some() {
             return Err(Errno(libc::EMLINK));
         }
-        // C would build a loop here (a node under itself) and hang later; refuse it.
-        let mut up = Some(self);
-        while let Some(a) = up {
-            if std::ptr::eq(a, child) {
-                return Err(Errno(libc::ELOOP));
+        // C would build a loop here (a node under itself or its descendant) and hang later;
+        // refuse it. Only a node with children can be a proper ancestor, so the walk up is
+        // skipped for the usual leaf or fresh directory.
+        if std::ptr::eq(self, child) {
+            return Err(Errno(libc::ELOOP));
+        }
+        if !child.d().children.is_empty() {
+            let mut up = self.parent();
+            while let Some(a) = up {
+                if std::ptr::eq(a, child) {
+                    return Err(Errno(libc::ELOOP));
+                }
+                up = a.parent();
             }
-            up = a.parent();
         }
         let pos = match Self::search(&self.d().children, nb) {
             Ok(_) => return Err(Errno(libc::EEXIST)),
@@ -322,8 +330,8 @@ impl Node {
     }
 
     /// `lcfs_node_make_hardlink`. C asserts on `node == target`, and records a link that closes
-    /// a cycle (its write then fails); here both mark the link invalid without taking a
-    /// reference (so no refcount loop leaks), writing fails with EINVAL, and errno is EINVAL.
+    /// a cycle (leaking both nodes; its write then fails with ELOOP); here both are refused
+    /// without taking a reference, errno is EINVAL, and writing fails as C's would.
     pub fn make_hardlink(&self, target: &Node) -> Res<()> {
         let closes_cycle = follow_links(target).is_none() || {
             let mut cur = Some(target);
@@ -337,15 +345,19 @@ impl Node {
             }
             hit
         };
-        if std::ptr::eq(self, target) || closes_cycle {
-            self.dm().link_invalid = true;
+        if std::ptr::eq(self, target) || follow_links(target).is_none() {
+            self.dm().link_error = Some(libc::EINVAL);
+            return Err(Errno(libc::EINVAL));
+        }
+        if closes_cycle {
+            self.dm().link_error = Some(libc::ELOOP);
             return Err(Errno(libc::EINVAL));
         }
         target.incref();
         target.i.nlink.set(target.i.nlink.get().wrapping_add(1));
         let old = {
             let mut d = self.dm();
-            d.link_invalid = false;
+            d.link_error = None;
             d.link_to.replace(target.ptr())
         };
         // C leaks a previous target here; drop its reference instead.
@@ -463,7 +475,7 @@ impl Node {
         }
         let mut d = n.dm();
         d.link_to = s.link_to;
-        d.link_invalid = s.link_invalid;
+        d.link_error = s.link_error;
         n.i.copy_from(&self.i);
         d.payload = s.payload.clone();
         d.content = s.content.clone();

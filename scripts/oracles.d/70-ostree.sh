@@ -10,7 +10,7 @@ os_stamp="$os_dir/.installed-v1"
 # Host tools: valgrind for the leak checks, attr (setfattr) and the rest for ostree's test
 # scripts.
 os_tools=()
-for t in valgrind:valgrind setfattr:attr cpio:cpio jq:jq gpg:gnupg; do
+for t in valgrind:valgrind setfattr:attr cpio:cpio jq:jq gpg:gnupg gcc:gcc pkg-config:pkg-config; do
   command -v "${t%%:*}" >/dev/null || os_tools+=("${t#*:}")
 done
 if [ ${#os_tools[@]} -gt 0 ]; then
@@ -54,4 +54,27 @@ WRAP
     echo "install-oracles: sid ostree does not start or lacks composefs" >&2; exit 1; }
   touch "$os_stamp"
   echo "install-oracles: ostree oracle in $os_dir/bin" >&2
+fi
+
+# valgrind needs the symbols of the dynamic loader it runs; sid's ld.so is stripped, so its
+# debug file (libc6-dbg of the same version) goes where --extra-debuginfo-path finds it:
+# .oracles/valgrind-debug/<directory of ld.so>/<its .gnu_debuglink name>.
+vg_stamp="$dest/.valgrind-debug-v1"
+if [ ! -f "$vg_stamp" ]; then
+  apt_lists
+  vg_ld=$(readlink -f "$dest/prefix/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+  vg_ver=$(dpkg-deb -f "$dest"/debs/libc6_*.deb Version)
+  vg_tmp="$dest/valgrind-debug.tmp"
+  rm -rf "$vg_tmp" "$dest/valgrind-debug"
+  mkdir -p "$vg_tmp"
+  (cd "$vg_tmp" && apt-get "${apt_opts[@]}" download "libc6-dbg=$vg_ver" >/dev/null)
+  dpkg -x "$vg_tmp"/libc6-dbg_*.deb "$vg_tmp/x"
+  vg_id=$(readelf -n "$vg_ld" | sed -n 's/.*Build ID: //p')
+  vg_link=$(readelf --string-dump=.gnu_debuglink "$vg_ld" | sed -n 's/^ *\[ *0\] *//p')
+  mkdir -p "$dest/valgrind-debug$(dirname "$vg_ld")"
+  cp "$vg_tmp/x/usr/lib/debug/.build-id/${vg_id:0:2}/${vg_id:2}.debug" \
+    "$dest/valgrind-debug$(dirname "$vg_ld")/$vg_link"
+  rm -rf "$vg_tmp"
+  touch "$vg_stamp"
+  echo "install-oracles: loader debug info for valgrind in $dest/valgrind-debug" >&2
 fi
