@@ -93,6 +93,9 @@ unsafe fn options<'a>(o: *const MountOptionsC) -> Res<MountOptions<'a>> {
     })
 }
 
+/// # Safety
+/// C's contract (lcfs-mount.h): `image` and `mountpoint` are C strings, `opts` points at a
+/// filled options struct.
 #[no_mangle]
 pub unsafe extern "C" fn lcfs_mount_image(
     image: *const c_char,
@@ -109,6 +112,8 @@ pub unsafe extern "C" fn lcfs_mount_image(
     })
 }
 
+/// # Safety
+/// As [`lcfs_mount_image`], with `fd` an open image file.
 #[no_mangle]
 pub unsafe extern "C" fn lcfs_mount_fd(
     fd: c_int,
