@@ -222,6 +222,12 @@ fn c_tools_on_our_library_are_valgrind_clean() {
         .arg("--library-path")
         .arg(library_path(Lib::Ours))
         .arg(c_binary("mkcomposefs"))
+        .args(
+            asset
+                .version
+                .map(|v| vec![format!("--min-version={v}"), format!("--max-version={v}")])
+                .unwrap_or_default(),
+        )
         .arg("--from-file")
         .arg(&dump)
         .arg(&image);
