@@ -343,46 +343,44 @@ fn directory_inputs_with_digest_store_equal_c() {
         .map(|v| (src.as_path(), *v))
         .chain([(docs, &[][..])]);
     for (k, (source, extra)) in runs.enumerate() {
-        {
-            let mut results = Vec::new();
-            for lib in [Lib::C, Lib::Ours] {
-                let run = base.path().join(format!("{k}-{lib:?}"));
-                std::fs::create_dir_all(&run).expect("mkdir");
-                let store = run.join("store");
-                let image = run.join("image");
-                let o = c_tool(lib, "mkcomposefs")
-                    .args(extra)
-                    .arg(format!("--digest-store={}", store.display()))
-                    .arg(source)
-                    .arg(&image)
-                    .output()
-                    .expect("run mkcomposefs");
-                let mut s = seen(o, Some(&image));
-                s.stderr = s.stderr.replace(&run.display().to_string(), "RUN");
-                results.push((s, files_of(&store), image, store));
-            }
-            let (c, ours) = (&results[0], &results[1]);
-            let what = format!("{} {extra:?}", source.display());
-            if c.0 != ours.0 {
-                failures.push(format!(
-                    "{what}: image or messages differ (ok {} / {}, {:?} / {:?}, images equal: {})",
-                    c.0.ok,
-                    ours.0.ok,
-                    c.0.stderr,
-                    ours.0.stderr,
-                    c.0.image == ours.0.image
-                ));
-            }
-            if c.1 != ours.1 {
-                failures.push(format!(
-                    "{what}: digest stores differ ({} / {} files)",
-                    c.1.len(),
-                    ours.1.len()
-                ));
-            }
-            if let Some(img) = ours.0.image.as_deref() {
-                failures.extend(compare_info(&what, img, Some(&ours.3)));
-            }
+        let mut results = Vec::new();
+        for lib in [Lib::C, Lib::Ours] {
+            let run = base.path().join(format!("{k}-{lib:?}"));
+            std::fs::create_dir_all(&run).expect("mkdir");
+            let store = run.join("store");
+            let image = run.join("image");
+            let o = c_tool(lib, "mkcomposefs")
+                .args(extra)
+                .arg(format!("--digest-store={}", store.display()))
+                .arg(source)
+                .arg(&image)
+                .output()
+                .expect("run mkcomposefs");
+            let mut s = seen(o, Some(&image));
+            s.stderr = s.stderr.replace(&run.display().to_string(), "RUN");
+            results.push((s, files_of(&store), image, store));
+        }
+        let (c, ours) = (&results[0], &results[1]);
+        let what = format!("{} {extra:?}", source.display());
+        if c.0 != ours.0 {
+            failures.push(format!(
+                "{what}: image or messages differ (ok {} / {}, {:?} / {:?}, images equal: {})",
+                c.0.ok,
+                ours.0.ok,
+                c.0.stderr,
+                ours.0.stderr,
+                c.0.image == ours.0.image
+            ));
+        }
+        if c.1 != ours.1 {
+            failures.push(format!(
+                "{what}: digest stores differ ({} / {} files)",
+                c.1.len(),
+                ours.1.len()
+            ));
+        }
+        if let Some(img) = ours.0.image.as_deref() {
+            failures.extend(compare_info(&what, img, Some(&ours.3)));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
