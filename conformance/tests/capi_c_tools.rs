@@ -122,6 +122,7 @@ fn compare_info_with(
         let c = info(Lib::C, cmd, &path, basedir);
         let ours = info(Lib::Ours, cmd, &path, basedir);
         let bug = allow_redirect_bug
+            && c.stdout != ours.stdout
             && c.ok == ours.ok
             && c.stderr == ours.stderr
             && explained_by_redirect_bug(&c.stdout, &ours.stdout);
