@@ -1,7 +1,8 @@
 //! C's own `mount.composefs` 1.0.8 on our libcomposefs.so.1 (`lcfs_mount_fd`) against the
 //! same binary on C's library: the mounted trees must list identically (names, metadata,
 //! xattrs, file contents read through the object store), and failures must give the same exit
-//! status and message. Each mount happens in its own private mount namespace.
+//! status and message; and C's `tests/test-units.sh` passes with C's binaries on our library.
+//! Each mount happens in its own private mount namespace.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -143,4 +144,44 @@ fn c_mount_composefs_on_our_library_mounts_like_c() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(mounted, 2, "both good mounts must succeed with C's library");
+}
+
+/// C's own `tests/test-units.sh` (mkcomposefs, composefs-info and mount.composefs from a
+/// BINDIR) with C's binaries on our library, in a private mount namespace.
+#[test]
+fn c_test_units_sh_passes_on_our_library() {
+    if !mountable() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let loader = conformance::oracle::oracles_dir()
+        .join("prefix/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2");
+    for tool in ["mkcomposefs", "composefs-info", "mount.composefs"] {
+        let wrapper = dir.path().join(tool);
+        let script = format!(
+            "#!/bin/sh\nexec {} --argv0 \"$0\" --library-path {} {} \"$@\"\n",
+            q(&loader.display().to_string()),
+            q(&library_path(Lib::Ours)),
+            q(&c_binary(tool).display().to_string())
+        );
+        std::fs::write(&wrapper, script).expect("write wrapper");
+        let mut perm = std::fs::metadata(&wrapper).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+        std::fs::set_permissions(&wrapper, perm).expect("chmod wrapper");
+    }
+    let script = conformance::oracle::oracles_dir().join("src/composefs/tests/test-units.sh");
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "bash"])
+        .arg(&script)
+        .arg(dir.path())
+        .env("TMPDIR", dir.path())
+        .output()
+        .expect("run test-units.sh");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "test-units.sh failed on our library:\n{text}"
+    );
+    assert_eq!(text.matches(": OK").count(), 4, "{text}");
 }
