@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::image::{ImageView, RawInode};
 use super::node::{
-    decode_c, flat_data, unescape, CXattrs, XattrRef, ESCAPE_PREFIX, METACOPY, OVERLAY_PREFIX,
+    decode_c_with, flat_data, unescape, CXattrs, XattrRef, ESCAPE_PREFIX, METACOPY, OVERLAY_PREFIX,
     REDIRECT, USER_WHITEOUT, USER_WHITEOUTS,
 };
 use super::walk::{walk, Entry, Visitor, WalkOptions};
@@ -24,6 +24,9 @@ pub enum ReadMode {
     /// xattrs local-first in C's order, a redirect read with C's extra bytes, every character
     /// device 0 hidden, escaped whiteouts as character devices 0.
     ComposefsInfo,
+    /// The tree a drop-in `libcomposefs` loads: [`ReadMode::ComposefsInfo`], except that the
+    /// redirect is read exactly (C 1.0.8 can append up to two bytes from past the value).
+    Library,
 }
 
 const UNESCAPED_WHITEOUT: &[u8] = b"trusted.overlay.whiteout";
@@ -43,18 +46,19 @@ struct Builder<'a> {
 
 impl<'a> Builder<'a> {
     fn hidden(&self, r: &RawInode) -> bool {
-        r.is_whiteout() && (self.mode == ReadMode::ComposefsInfo || !self.image.is_v2())
+        r.is_whiteout() && (self.mode != ReadMode::Clean || !self.image.is_v2())
     }
 
     fn inode(&mut self, r: &RawInode) -> Result<Inode, ReadError> {
         match self.mode {
-            ReadMode::ComposefsInfo => self.c_inode(r),
+            ReadMode::ComposefsInfo | ReadMode::Library => self.c_inode(r),
             ReadMode::Clean => self.clean_inode(r),
         }
     }
 
     fn c_inode(&mut self, r: &RawInode) -> Result<Inode, ReadError> {
-        let n = decode_c(&self.image, r, &mut self.cx)?;
+        let exact = self.mode == ReadMode::Library;
+        let n = decode_c_with(&self.image, r, &mut self.cx, exact)?;
         let kind = match FileType::from_mode(n.mode) {
             Some(FileType::Directory) => InodeKind::Directory(Directory::default()),
             Some(FileType::Regular) => match n.content {

@@ -135,6 +135,19 @@ pub(crate) fn c_redirect<'a>(image: &ImageView<'a>, value: &'a [u8], value_end: 
     }
 }
 
+/// The payload a redirect value names: without its leading `/` (when there is more after it),
+/// up to the first NUL, never past the value.
+fn exact_redirect_payload(value: &[u8]) -> &[u8] {
+    let v = match value {
+        [b'/', rest @ ..] if !rest.is_empty() => rest,
+        _ => value,
+    };
+    match v.iter().position(|&b| b == 0) {
+        Some(n) => &v[..n],
+        None => v,
+    }
+}
+
 /// C's xattr list: `set` replaces an existing name by removing it (moving the last entry into
 /// its place) and appending, and enforces C's size budget.
 pub(crate) struct CXattrs<'a> {
@@ -214,6 +227,17 @@ pub(crate) fn decode_c<'a>(
     r: &RawInode,
     xattrs: &mut CXattrs<'a>,
 ) -> Result<CNode<'a>, ReadError> {
+    decode_c_with(image, r, xattrs, false)
+}
+
+/// [`decode_c`], with the redirect read either C's way (`exact_redirect == false`, see
+/// [`c_redirect`]) or exactly: the value without its leading `/`, up to its end or first NUL.
+pub(crate) fn decode_c_with<'a>(
+    image: &ImageView<'a>,
+    r: &RawInode,
+    xattrs: &mut CXattrs<'a>,
+    exact_redirect: bool,
+) -> Result<CNode<'a>, ReadError> {
     xattrs.clear();
     let mut n = CNode {
         nid: r.nid,
@@ -254,7 +278,11 @@ pub(crate) fn decode_c<'a>(
         let is_reg = n.mode & S_IFMT == FileType::Regular.mode_bits();
         if raw.name_is(REDIRECT) {
             if is_reg {
-                n.payload = Some(c_redirect(image, x.value, x.value_end));
+                n.payload = Some(if exact_redirect {
+                    exact_redirect_payload(x.value)
+                } else {
+                    c_redirect(image, x.value, x.value_end)
+                });
             }
             continue;
         }
