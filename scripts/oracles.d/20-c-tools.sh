@@ -10,7 +10,7 @@
 # Also the host tools C's shell tests look for: fuse3 (fusermount, fusermount3), and gcc,
 # pkg-config and libfuse3-dev to build the two tools.
 
-c_tools_stamp="$dest/.c-tools-v1"
+c_tools_stamp="$dest/.c-tools-v2"
 if ! { [ -f "$c_tools_stamp" ] && [ -x "$dest/bin/composefs-dump" ] && [ -x "$dest/bin/composefs-fuse" ] \
   && command -v fusermount >/dev/null; }; then
   c_tools_missing=()
@@ -39,7 +39,8 @@ CONF
   c_libdir="$dest/prefix/usr/lib/x86_64-linux-gnu"
   # Link against the oracle's libcomposefs.so.1 (newer glibc than the host's: its symbols are
   # resolved at run time by the oracle's loader, so leave them unresolved at link time).
-  gcc -O2 -I"$c_build" -I"$c_src" -o "$c_build/composefs-dump.bin" "$c_src/tools/composefs-dump.c" \
+  mkdir -p "$c_build/libexec"
+  gcc -O2 -I"$c_build" -I"$c_src" -o "$c_build/libexec/composefs-dump" "$c_src/tools/composefs-dump.c" \
     "$c_libdir/libcomposefs.so.1" -Wl,--allow-shlib-undefined
   # shellcheck disable=SC2046
   gcc -O2 -I"$c_build" -I"$c_src" -o "$c_build/composefs-fuse" "$c_src/tools/cfs-fuse.c" \
@@ -48,7 +49,7 @@ CONF
   c_libpath="$c_libdir:$dest/prefix/lib/x86_64-linux-gnu"
   cat > "$dest/bin/composefs-dump" <<WRAP
 #!/bin/sh
-exec "$c_libdir/ld-linux-x86-64.so.2" --library-path "$c_libpath" "$c_build/composefs-dump.bin" "\$@"
+exec "$c_libdir/ld-linux-x86-64.so.2" --library-path "$c_libpath" --argv0 "\$0" "$c_build/libexec/composefs-dump" "\$@"
 WRAP
   # cfs-fuse daemonizes and must find the host libfuse3: run it as built, under its own name.
   ln -sfn "$c_build/composefs-fuse" "$dest/bin/composefs-fuse"

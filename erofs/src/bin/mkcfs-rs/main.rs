@@ -7,6 +7,7 @@
 //! options like GNU getopt and fail like C; the newer commands use clap and fail with one line
 //! `mkcfs-rs: …` and exit 1.
 
+mod dump;
 mod emit;
 mod getopt;
 mod info;
@@ -48,6 +49,7 @@ Commands:
   oci          Build an image from an OCI image layout (layers merged, whiteouts applied)
   tar          Build an image from tar layers (gzip/zstd, PAX, xattrs, hardlinks)
   karg         Parse, make and resolve composefs kernel arguments
+  dump         Rewrite an image at its composefs_version (drop-in for C composefs-dump)
 
 `mkcfs-rs COMMAND --help` for each command's options. Run through a symlink named
 `mkcomposefs` or `composefs-info`, the binary behaves as that tool.
@@ -113,12 +115,26 @@ fn main() -> ExitCode {
             },
             &rest,
         ),
+        "composefs-dump" => dump::main(
+            &dump::Names {
+                bin: &argv0,
+                short: &prog,
+            },
+            &rest,
+        ),
         _ => match rest.first().and_then(|s| s.to_str()) {
             Some("mkcomposefs") => mkcomposefs::main("mkcomposefs", &rest[1..]),
             Some("info") => info::main(
                 &info::Names {
                     bin: &format!("{argv0} info"),
                     short: &format!("{prog} info"),
+                },
+                &rest[1..],
+            ),
+            Some("dump") => dump::main(
+                &dump::Names {
+                    bin: &format!("{argv0} dump"),
+                    short: &format!("{prog} dump"),
                 },
                 &rest[1..],
             ),
