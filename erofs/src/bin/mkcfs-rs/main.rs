@@ -9,6 +9,7 @@
 
 mod dump;
 mod emit;
+mod fuse;
 mod getopt;
 mod info;
 mod karg;
@@ -50,6 +51,7 @@ Commands:
   tar          Build an image from tar layers (gzip/zstd, PAX, xattrs, hardlinks)
   karg         Parse, make and resolve composefs kernel arguments
   dump         Rewrite an image at its composefs_version (drop-in for C composefs-dump)
+  fuse         Serve an image through FUSE (drop-in for C composefs-fuse)
 
 `mkcfs-rs COMMAND --help` for each command's options. Run through a symlink named
 `mkcomposefs` or `composefs-info`, the binary behaves as that tool.
@@ -122,6 +124,7 @@ fn main() -> ExitCode {
             },
             &rest,
         ),
+        "composefs-fuse" => fuse::main(&argv0, &prog, &rest),
         _ => match rest.first().and_then(|s| s.to_str()) {
             Some("mkcomposefs") => mkcomposefs::main("mkcomposefs", &rest[1..]),
             Some("info") => info::main(
@@ -136,6 +139,11 @@ fn main() -> ExitCode {
                     bin: &format!("{argv0} dump"),
                     short: &format!("{prog} dump"),
                 },
+                &rest[1..],
+            ),
+            Some("fuse") => fuse::main(
+                &format!("{argv0} fuse"),
+                &format!("{prog} fuse"),
                 &rest[1..],
             ),
             Some("oci") => clap_command("oci", &rest[1..], oci::run),
