@@ -37,6 +37,9 @@ const TTL: Duration = Duration::from_secs(3600);
 
 const ACL_NAMES: [&[u8]; 2] = [b"system.posix_acl_access", b"system.posix_acl_default"];
 
+/// An xattr as served: full name and value.
+type NamedValue = (Vec<u8>, &'static [u8]);
+
 /// One entry of a directory as served.
 #[derive(Clone, Debug)]
 struct Child {
@@ -228,11 +231,11 @@ impl ComposefsFs {
     }
 
     /// The xattrs served for an inode: `user.*` names, first occurrence of each name.
-    fn user_xattrs(&self, r: &RawInode) -> Result<Vec<(Vec<u8>, &'static [u8])>, Errno> {
+    fn user_xattrs(&self, r: &RawInode) -> Result<Vec<NamedValue>, Errno> {
         let debug = self.settings.debug;
         let err = |e: ReadError| image_error(debug, &format!("xattrs of inode {}", r.nid), &e);
         let mut it = self.view.xattrs(r).map_err(err)?;
-        let mut out: Vec<(Vec<u8>, &'static [u8])> = Vec::new();
+        let mut out: Vec<NamedValue> = Vec::new();
         while let Some((x, _, _)) = it.next_entry().map_err(err)? {
             let name = concat(x.prefix, x.suffix);
             if name.starts_with(b"user.") && !out.iter().any(|(n, _)| *n == name) {
@@ -269,7 +272,7 @@ impl ComposefsFs {
     /// fs-verity). A match is remembered while the object file stays the same.
     fn verify(&self, r: &RawInode, file: &File, digest: Option<&Digest>) -> Result<(), Errno> {
         let debug = self.settings.debug;
-        let meta = file.metadata().map_err(|e| Errno::from(e))?;
+        let meta = file.metadata().map_err(Errno::from)?;
         if meta.len() != r.size {
             if debug {
                 eprintln!(
@@ -295,7 +298,7 @@ impl ComposefsFs {
         let mut buf = vec![0u8; 1 << 20];
         let mut f = file;
         loop {
-            let n = f.read(&mut buf).map_err(|e| Errno::from(e))?;
+            let n = f.read(&mut buf).map_err(Errno::from)?;
             if n == 0 {
                 break;
             }

@@ -311,9 +311,9 @@ fn daemonize(bin: &str, args: &[OsString]) -> Exit {
         .next()
         .unwrap_or_else(|| "mkcfs-rs".into());
     cmd.arg0(&argv0);
-    if !Path::new(&argv0)
+    if Path::new(&argv0)
         .file_name()
-        .is_some_and(|n| n == "composefs-fuse")
+        .is_none_or(|n| n != "composefs-fuse")
     {
         cmd.arg("fuse");
     }
