@@ -14,6 +14,7 @@ mod getopt;
 mod info;
 mod karg;
 mod mkcomposefs;
+mod mount;
 mod oci;
 mod progress;
 mod tar;
@@ -49,12 +50,15 @@ Commands:
   info         ls, dump, objects, missing-objects, measure-file (drop-in for composefs-info)
   oci          Build an image from an OCI image layout (layers merged, whiteouts applied)
   tar          Build an image from tar layers (gzip/zstd, PAX, xattrs, hardlinks)
-  karg         Parse, make and resolve composefs kernel arguments
+  karg         Parse, make and resolve composefs kernel arguments; `karg mount` mounts the
+               image the command line names (the initramfs boot mount)
+  mount        Mount an image with its object folders (drop-in for mount.composefs)
   dump         Rewrite an image at its composefs_version (drop-in for C composefs-dump)
   fuse         Serve an image through FUSE (drop-in for C composefs-fuse)
 
 `mkcfs-rs COMMAND --help` for each command's options. Run through a symlink named
-`mkcomposefs` or `composefs-info`, the binary behaves as that tool.
+`mkcomposefs`, `composefs-info`, `mount.composefs`, `composefs-dump` or `composefs-fuse`, the
+binary behaves as that tool.
 ";
 
 /// Runs a clap-parsed command: `--help` prints and succeeds; a usage error or a failure is one
@@ -107,12 +111,20 @@ fn main() -> ExitCode {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "mkcfs-rs".into());
     let rest = args.split_off(1.min(args.len()));
+    let argv0_os = argv0.clone();
     let argv0 = argv0.to_string_lossy();
     let exit = match prog.as_str() {
         "mkcomposefs" => mkcomposefs::main(&prog, &rest),
         "composefs-info" => info::main(
             &info::Names {
                 bin: &argv0,
+                short: &prog,
+            },
+            &rest,
+        ),
+        "mount.composefs" => mount::main(
+            &mount::Names {
+                argv0: argv0_os.as_os_str(),
                 short: &prog,
             },
             &rest,
@@ -131,6 +143,13 @@ fn main() -> ExitCode {
                 &info::Names {
                     bin: &format!("{argv0} info"),
                     short: &format!("{prog} info"),
+                },
+                &rest[1..],
+            ),
+            Some("mount") => mount::main(
+                &mount::Names {
+                    argv0: &OsString::from(format!("{argv0} mount")),
+                    short: &format!("{prog} mount"),
                 },
                 &rest[1..],
             ),
