@@ -50,6 +50,12 @@ struct Child {
     hidden: bool,
 }
 
+/// A directory as served: its `..` and its entries in stored (sorted) order.
+struct Listing {
+    parent: u64,
+    children: Vec<Child>,
+}
+
 /// The identity of an object file whose digest was checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct ObjectId {
@@ -72,7 +78,7 @@ pub struct ComposefsFs {
     basedirs: Vec<OwnedFd>,
     settings: Settings,
     /// Checked listings of the directories visited so far, by nid.
-    dirs: Mutex<HashMap<u64, Arc<Vec<Child>>>>,
+    dirs: Mutex<HashMap<u64, Arc<Listing>>>,
     /// Objects whose fs-verity digest matched, by nid.
     verified: Mutex<HashMap<u64, ObjectId>>,
     /// Open object files by handle (handle 0: content inline in the image).
@@ -182,7 +188,7 @@ impl ComposefsFs {
     }
 
     /// The checked, typed entries of directory `nid`, read once.
-    fn children(&self, nid: u64) -> Result<Arc<Vec<Child>>, Errno> {
+    fn children(&self, nid: u64) -> Result<Arc<Listing>, Errno> {
         if let Some(c) = self.dirs.lock().expect("dirs lock").get(&nid) {
             return Ok(c.clone());
         }
@@ -222,8 +228,16 @@ impl ComposefsFs {
         Ok(out)
     }
 
+    /// The nid `name` names in directory `parent` (`.` and `..` included, which the kernel
+    /// asks for when the mount is exported over NFS).
     fn lookup_nid(&self, parent: u64, name: &[u8]) -> Result<u64, Errno> {
-        let children = self.children(parent)?;
+        let listing = self.children(parent)?;
+        let children = &listing.children;
+        match name {
+            b"." => return Ok(parent),
+            b".." => return Ok(listing.parent),
+            _ => {}
+        }
         match children.binary_search_by(|c| c.name.cmp(name)) {
             Ok(i) if !children[i].hidden => Ok(children[i].nid),
             _ => Err(Errno::ENOENT),
@@ -502,10 +516,11 @@ impl Filesystem for ComposefsFs {
     ) {
         self.log(format_args!("readdir {ino} from {offset}"));
         let nid = self.nid(ino);
-        let children = match self.children(nid) {
+        let listing = match self.children(nid) {
             Ok(c) => c,
             Err(e) => return reply.error(e),
         };
+        let children = &listing.children;
         let dir = fuser::FileType::Directory;
         // Offsets: 1 after ".", 2 after "..", 3 + i after child i.
         let mut next = offset;
