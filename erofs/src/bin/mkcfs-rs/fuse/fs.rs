@@ -220,7 +220,10 @@ impl ComposefsFs {
                 hidden: is_whiteout(&r),
             });
         }
-        let out = Arc::new(out);
+        let out = Arc::new(Listing {
+            parent: listing.parent,
+            children: out,
+        });
         self.dirs
             .lock()
             .expect("dirs lock")
@@ -260,11 +263,12 @@ impl ComposefsFs {
     }
 
     /// Opens the object `payload` in the first base directory that has it, without following
-    /// symlinks or leaving the base directory.
+    /// symlinks or leaving the base directory. An object that no base directory has is EIO,
+    /// as overlayfs answers for missing lower data (C passes on openat's ENOENT).
     fn open_object(&self, payload: &[u8]) -> Result<File, Errno> {
         use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
         let path = OsStr::from_bytes(payload.strip_prefix(b"/").unwrap_or(payload));
-        let mut last = Errno::ENOENT;
+        let mut last = Errno::EIO;
         for dir in &self.basedirs {
             match openat2(
                 dir,
@@ -407,8 +411,12 @@ impl Filesystem for ComposefsFs {
         };
         match content {
             Content::Inline(..) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
-            // A file without content of its own and no object to read (C: ENXIO).
-            Content::External { payload: None, .. } => reply.error(Errno::ENXIO),
+            // Data neither in the image nor named by a redirect: the image is wrong (C
+            // answers ENXIO).
+            Content::External { payload: None, .. } => {
+                self.log(format_args!("inode {}: no redirect to read from", r.nid));
+                reply.error(Errno::EIO)
+            }
             Content::External {
                 payload: Some(p),
                 digest,
