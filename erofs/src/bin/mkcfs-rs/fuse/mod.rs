@@ -415,3 +415,60 @@ fn detach() {
     let _ = rustix::process::setsid();
     let _ = std::env::set_current_dir("/");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        let v: Vec<OsString> = args.iter().map(OsString::from).collect();
+        Args::parse(&v).map_err(|UsageError(m)| m)
+    }
+
+    #[test]
+    fn options_split_like_libfuse() {
+        assert_eq!(
+            split_options(br"source=a\,b,basedir=x:y,,noacl"),
+            [
+                b"source=a,b".to_vec(),
+                b"basedir=x:y".to_vec(),
+                b"noacl".to_vec()
+            ]
+        );
+        let a = parse(&[
+            "-f",
+            "-oro",
+            "-o",
+            "source=/i,basedir=/a:/b,noacl,foo",
+            "/mnt",
+        ])
+        .unwrap();
+        assert!(a.foreground && a.noacl);
+        assert_eq!(a.source.as_deref(), Some(OsStr::new("/i")));
+        assert_eq!(a.basedir.as_deref(), Some(OsStr::new("/a:/b")));
+        assert_eq!(a.mountpoint.as_deref(), Some(OsStr::new("/mnt")));
+        assert_eq!(a.unknown, ["-o foo"]);
+        assert_eq!(
+            parse(&["/m", "/n"]).err().as_deref(),
+            Some("fuse: invalid argument `/n'")
+        );
+        assert!(parse(&["-o"]).is_err());
+    }
+
+    #[test]
+    fn basedirs_are_colon_separated_and_all_opened() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        std::fs::create_dir(&a).unwrap();
+        std::fs::create_dir(&b).unwrap();
+        let both = OsString::from(format!("{}:{}", a.display(), b.display()));
+        assert_eq!(open_basedirs(Some(&both)).unwrap().len(), 2);
+        let missing = OsString::from(format!("{}:{}/nope", a.display(), b.display()));
+        assert_eq!(
+            open_basedirs(Some(&missing)).unwrap_err(),
+            format!("{}/nope", b.display())
+        );
+        assert!(open_basedirs(Some(&OsString::from("a::b"))).is_err());
+        assert_eq!(open_basedirs(None).unwrap_err(), "(null)");
+    }
+}
