@@ -39,6 +39,8 @@ pub enum Oracle {
     ComposefsDump,
     /// C `composefs-fuse` 1.0.8 (cfs-fuse.c), built from source against the host libfuse3.
     ComposefsFuse,
+    /// C `mount.composefs` 1.0.8 (scripts/oracles.d/10-mount-composefs.sh).
+    MountComposefs,
 }
 
 impl Oracle {
@@ -51,6 +53,7 @@ impl Oracle {
             Oracle::Fsverity => "fsverity",
             Oracle::ComposefsDump => "composefs-dump",
             Oracle::ComposefsFuse => "composefs-fuse",
+            Oracle::MountComposefs => "mount.composefs",
         }
     }
 
@@ -116,6 +119,15 @@ pub fn mkcfs_rs() -> PathBuf {
              or `cargo build -p cfs-erofs --bin mkcfs-rs` with the same profile",
             p.display()
         );
+    }
+    p
+}
+
+/// [`mkcfs_rs`] under another name (a symlink `dir/name`), as the drop-ins are installed.
+pub fn mkcfs_rs_as(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    if !p.exists() {
+        std::os::unix::fs::symlink(mkcfs_rs(), &p).expect("symlink to mkcfs-rs");
     }
     p
 }

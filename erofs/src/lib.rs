@@ -5,8 +5,9 @@
 //!
 //! - ground: [`tree`] (the one in-memory model), [`format`] (on-disk structures), [`fsverity`];
 //! - middle: inputs that build a tree ([`dumpfile`], [`scan`], [`oci`]), the layout engine
-//!   [`write`] (V1 = C mkcomposefs 1.0.8, V2 = composefs-rs legacy), the reader [`read`], and
-//!   kernel command-line arguments [`karg`];
+//!   [`write`] (V1 = C mkcomposefs 1.0.8, V2 = composefs-rs legacy), the reader [`read`],
+//!   kernel command-line arguments [`karg`], and kernel mounting [`mount`] (the only user of the
+//!   small `unsafe` syscall module `sys`);
 //! - top: the `mkcfs-rs` binary, thin over this library.
 //!
 //! Arrows point down only: the tree imports no input or writer, the reader imports no writer.

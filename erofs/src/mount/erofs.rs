@@ -6,9 +6,11 @@
 //! ENOTBLK and gets a loop device (`LOOP_CONFIGURE`: read-only, direct I/O, autoclear, 4096-byte
 //! blocks). The loop device's fd is closed right after the mount attempt: autoclear then frees
 //! the device when the last user (the mount, or nobody if the mount failed) lets go.
+//!
+//! Observed on 6.18: an image on tmpfs needs the loop device too (ENOTBLK), while one on ext4
+//! is mounted file-backed.
 
 use std::fs::{File, OpenOptions};
-use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
@@ -83,14 +85,12 @@ pub fn mount_private(
     has_acl: bool,
     opts: &MountOptions,
 ) -> Result<PrivateErofs, MountError> {
-    let created = match &opts.image_mountdir {
-        Some(_) => None,
-        None => Some(TempDir::create()?),
-    };
-    let dir = match (&opts.image_mountdir, &created) {
-        (Some(d), _) => d.clone(),
-        (None, Some(t)) => t.0.clone(),
-        (None, None) => unreachable!("one of the two is set"),
+    let (dir, created) = match &opts.image_mountdir {
+        Some(d) => (d.clone(), None),
+        None => {
+            let t = TempDir::create()?;
+            (t.0.clone(), Some(t))
+        }
     };
     let source = PathBuf::from(format!("/proc/self/fd/{}", image.as_raw_fd()));
     let file_backed = match opts.strategy.erofs_source {
@@ -197,21 +197,30 @@ fn mount_erofs_new_api(
 /// Reserves a free loop device and backs it by the image: read-only, direct I/O, autoclear,
 /// 4096-byte blocks. Returns its number and its open fd (closing the fd before a mount uses the
 /// device frees it again).
+///
+/// Another process may take the free device between LOOP_CTL_GET_FREE and LOOP_CONFIGURE
+/// (EBUSY); unlike C, which fails then, this asks for another one a few times.
 fn attach_loop(image: BorrowedFd) -> Result<(u32, File), MountError> {
+    const ATTEMPTS: usize = 8;
     let rw = |p: &str| OpenOptions::new().read(true).write(true).open(p);
     let control =
         rw("/dev/loop-control").map_err(|e| MountError::os("open /dev/loop-control", e))?;
-    let n = sys::loop_ctl_get_free(control.as_fd())
-        .map_err(|e| MountError::os("LOOP_CTL_GET_FREE", e))?;
-    drop(control);
-    let path = format!("/dev/loop{n}");
-    let device = rw(&path).map_err(|e| MountError::os(format!("open {path}"), e))?;
-    sys::loop_configure(
-        device.as_fd(),
-        image,
-        sys::LO_FLAGS_READ_ONLY | sys::LO_FLAGS_DIRECT_IO | sys::LO_FLAGS_AUTOCLEAR,
-        LOOP_BLOCK_SIZE,
-    )
-    .map_err(|e: io::Error| MountError::os(format!("LOOP_CONFIGURE {path}"), e))?;
-    Ok((n, device))
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let n = sys::loop_ctl_get_free(control.as_fd())
+            .map_err(|e| MountError::os("LOOP_CTL_GET_FREE", e))?;
+        let path = format!("/dev/loop{n}");
+        let device = rw(&path).map_err(|e| MountError::os(format!("open {path}"), e))?;
+        match sys::loop_configure(
+            device.as_fd(),
+            image,
+            sys::LO_FLAGS_READ_ONLY | sys::LO_FLAGS_DIRECT_IO | sys::LO_FLAGS_AUTOCLEAR,
+            LOOP_BLOCK_SIZE,
+        ) {
+            Ok(()) => return Ok((n, device)),
+            Err(e) if is_errno(&e, Errno::BUSY) && attempt < ATTEMPTS => continue,
+            Err(e) => return Err(MountError::os(format!("LOOP_CONFIGURE {path}"), e)),
+        }
+    }
 }
