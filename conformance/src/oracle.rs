@@ -35,6 +35,10 @@ pub enum Oracle {
     DumpErofs,
     /// fsverity-utils `fsverity`.
     Fsverity,
+    /// C `composefs-dump` 1.0.8, built from source (scripts/oracles.d/20-c-tools.sh).
+    ComposefsDump,
+    /// C `composefs-fuse` 1.0.8 (cfs-fuse.c), built from source against the host libfuse3.
+    ComposefsFuse,
     /// C `mount.composefs` 1.0.8 (scripts/oracles.d/10-mount-composefs.sh).
     MountComposefs,
 }
@@ -47,6 +51,8 @@ impl Oracle {
             Oracle::FsckErofs => "fsck.erofs",
             Oracle::DumpErofs => "dump.erofs",
             Oracle::Fsverity => "fsverity",
+            Oracle::ComposefsDump => "composefs-dump",
+            Oracle::ComposefsFuse => "composefs-fuse",
             Oracle::MountComposefs => "mount.composefs",
         }
     }
