@@ -22,6 +22,7 @@ pub mod oci;
 pub mod read;
 pub mod scan;
 pub mod store;
+mod sys;
 pub mod tree;
 pub mod write;
 mod xxh32;
