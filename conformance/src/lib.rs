@@ -7,4 +7,5 @@ pub mod kernel;
 pub mod oracle;
 pub mod strategy;
 pub mod vectors;
+pub mod vm;
 pub mod walk;

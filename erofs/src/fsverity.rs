@@ -280,7 +280,10 @@ pub mod kernel {
             Some(d) => Ok(Some(d)),
             None => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("unknown fs-verity algorithm {alg} ({} digest bytes)", bytes.len()),
+                format!(
+                    "unknown fs-verity algorithm {alg} ({} digest bytes)",
+                    bytes.len()
+                ),
             )),
         }
     }

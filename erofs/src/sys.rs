@@ -166,7 +166,12 @@ pub fn fs_ioc_measure_verity(fd: BorrowedFd<'_>) -> io::Result<(u16, Vec<u8>)> {
     // SAFETY: the kernel reads `digest_size` (64, the room that follows the head in
     // FsverityDigest64), fails with EOVERFLOW if the digest is longer, and otherwise writes the
     // head and at most 64 digest bytes, all inside `d`.
-    unsafe { ioctl::ioctl(fd, Updater::<FS_IOC_MEASURE_VERITY, FsverityDigest64>::new(&mut d)) }?;
+    unsafe {
+        ioctl::ioctl(
+            fd,
+            Updater::<FS_IOC_MEASURE_VERITY, FsverityDigest64>::new(&mut d),
+        )
+    }?;
     let len = usize::from(d.digest_size).min(d.digest.len());
     Ok((d.digest_algorithm, d.digest[..len].to_vec()))
 }
@@ -187,7 +192,12 @@ pub fn fs_ioc_enable_verity(fd: BorrowedFd<'_>, algorithm: u32, block_size: u32)
     };
     // SAFETY: FS_IOC_ENABLE_VERITY reads one `struct fsverity_enable_arg` (layout reproduced,
     // size asserted); salt and signature sizes are 0, so their null pointers are never read.
-    unsafe { ioctl::ioctl(fd, Setter::<FS_IOC_ENABLE_VERITY, FsverityEnableArg>::new(arg)) }?;
+    unsafe {
+        ioctl::ioctl(
+            fd,
+            Setter::<FS_IOC_ENABLE_VERITY, FsverityEnableArg>::new(arg),
+        )
+    }?;
     Ok(())
 }
 

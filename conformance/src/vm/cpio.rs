@@ -130,7 +130,11 @@ mod tests {
         let second = out.windows(6).skip(1).position(|w| w == b"070701").unwrap() + 1;
         assert_eq!(second % 4, 0);
         assert_eq!(&out[second + 110..second + 114], b"a/b\0");
-        let mode = u32::from_str_radix(std::str::from_utf8(&out[second + 14..second + 22]).unwrap(), 16).unwrap();
+        let mode = u32::from_str_radix(
+            std::str::from_utf8(&out[second + 14..second + 22]).unwrap(),
+            16,
+        )
+        .unwrap();
         assert_eq!(mode, S_IFREG | 0o755);
         assert!(out.ends_with(&[0; 0]) && out.len() % 4 == 0);
         assert!(out.windows(10).any(|w| w == b"TRAILER!!!"));

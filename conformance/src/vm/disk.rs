@@ -34,7 +34,17 @@ pub fn make_ext4(image: &Path, contents: &Path, spare_mib: u64) -> Result<(), Vm
         .map_err(|e| VmError::io(image, e))?;
     drop(file);
     let out = Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-O", "verity", "-b", "4096", "-E", "root_owner=0:0", "-d"])
+        .args([
+            "-q",
+            "-F",
+            "-O",
+            "verity",
+            "-b",
+            "4096",
+            "-E",
+            "root_owner=0:0",
+            "-d",
+        ])
         .arg(contents)
         .arg(image)
         .output()
@@ -51,7 +61,8 @@ pub fn make_ext4(image: &Path, contents: &Path, spare_mib: u64) -> Result<(), Vm
 /// A zeroed raw disk of `mib` MiB for the guest's results.
 pub fn make_results_disk(image: &Path, mib: u64) -> Result<(), VmError> {
     let file = fs::File::create(image).map_err(|e| VmError::io(image, e))?;
-    file.set_len(mib * 1024 * 1024).map_err(|e| VmError::io(image, e))
+    file.set_len(mib * 1024 * 1024)
+        .map_err(|e| VmError::io(image, e))
 }
 
 /// The files of the tar archive the guest wrote to the results disk, by path (without `./`).

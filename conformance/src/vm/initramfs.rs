@@ -21,7 +21,11 @@ pub struct Initramfs {
 
 /// The libraries a dynamic program loads, as `(soname or path, resolved host path)`;
 /// empty for a static program.
-fn libraries(loader: &Path, library_path: Option<&str>, program: &Path) -> Result<Vec<PathBuf>, VmError> {
+fn libraries(
+    loader: &Path,
+    library_path: Option<&str>,
+    program: &Path,
+) -> Result<Vec<PathBuf>, VmError> {
     let mut cmd = Command::new(loader);
     if let Some(lp) = library_path {
         cmd.args(["--library-path", lp]);
@@ -39,7 +43,11 @@ fn libraries(loader: &Path, library_path: Option<&str>, program: &Path) -> Resul
         }
         return Err(VmError::Tool(
             loader.display().to_string(),
-            format!("--list {}: {}", program.display(), String::from_utf8_lossy(&out.stderr).trim()),
+            format!(
+                "--list {}: {}",
+                program.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
         ));
     }
     let mut libs = Vec::new();
@@ -71,6 +79,23 @@ pub fn is_static(program: &Path) -> Result<bool, VmError> {
     Ok(file.section_by_name(".interp").is_none())
 }
 
+/// The program without its debug sections (a release build keeps line tables, which would
+/// triple the initramfs); the program itself when `strip` is missing or fails.
+fn stripped(program: &Path) -> Result<Vec<u8>, VmError> {
+    let Ok(dir) = tempfile::tempdir() else {
+        return read(program);
+    };
+    let out = dir.path().join("p");
+    let ok = Command::new("strip")
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(&out)
+        .arg(program)
+        .status()
+        .is_ok_and(|s| s.success());
+    read(if ok { &out } else { program })
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, VmError> {
     fs::read(path).map_err(|e| VmError::io(path, e))
 }
@@ -82,11 +107,14 @@ impl Initramfs {
         if !is_static(busybox)? {
             return Err(VmError::Tool(
                 busybox.display().to_string(),
-                "is not statically linked: install busybox-static (scripts/install-oracles does)".into(),
+                "is not statically linked: install busybox-static (scripts/install-oracles does)"
+                    .into(),
             ));
         }
         let mut cpio = Cpio::new();
-        for d in ["dev", "proc", "sys", "tmp", "run", "data", "results", "sysroot", "etc"] {
+        for d in [
+            "dev", "proc", "sys", "tmp", "run", "data", "results", "sysroot", "etc",
+        ] {
             cpio.dir(d);
         }
         cpio.file("bin/busybox", 0o755, &read(busybox)?);
@@ -102,14 +130,19 @@ impl Initramfs {
                 self.cpio.file(&guest_lib, 0o755, &data);
             }
         }
-        self.cpio.file(guest, 0o755, &read(program)?);
+        self.cpio.file(guest, 0o755, &stripped(program)?);
         Ok(())
     }
 
     /// Adds a program from an unpacked Debian prefix (the oracle's sid binaries, which need
     /// that prefix's glibc): the binary at `/oracle/libexec/NAME`, its libraries and loader in
     /// [`ORACLE_LIB`], and a wrapper at `guest` that starts it through that loader.
-    pub fn prefixed_program(&mut self, prefix: &Path, program: &Path, guest: &str) -> Result<(), VmError> {
+    pub fn prefixed_program(
+        &mut self,
+        prefix: &Path,
+        program: &Path,
+        guest: &str,
+    ) -> Result<(), VmError> {
         let libdirs = ["usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu"]
             .iter()
             .map(|d| prefix.join(d).display().to_string())
@@ -130,7 +163,10 @@ impl Initramfs {
             .into_iter()
             .chain([loader.clone()])
         {
-            let base = lib.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let base = lib
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let guest_lib = format!("{ORACLE_LIB}/{base}");
             if !self.cpio.contains(&guest_lib) {
                 self.cpio.file(&guest_lib, 0o755, &read(&lib)?);
@@ -148,7 +184,8 @@ impl Initramfs {
     /// Adds modules as `/lib/modules/NAME.ko`, in load order.
     pub fn modules(&mut self, modules: &[Module]) {
         for m in modules {
-            self.cpio.file(&format!("lib/modules/{}.ko", m.name), 0o644, &m.data);
+            self.cpio
+                .file(&format!("lib/modules/{}.ko", m.name), 0o644, &m.data);
         }
     }
 

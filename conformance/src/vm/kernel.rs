@@ -64,7 +64,12 @@ impl Kernel {
             .iter()
             .map(|p| into.join(p))
             .find(|p| p.is_dir())
-            .ok_or_else(|| VmError::Kernel(format!("{}: no lib/modules in the packages", into.display())))?;
+            .ok_or_else(|| {
+                VmError::Kernel(format!(
+                    "{}: no lib/modules in the packages",
+                    into.display()
+                ))
+            })?;
         let version = fs::read_dir(&mods_root)
             .map_err(|e| VmError::io(&mods_root, e))?
             .filter_map(Result::ok)
@@ -134,7 +139,9 @@ impl Kernel {
             return Ok(());
         }
         if stack.iter().any(|s| s == name) {
-            return Err(VmError::Kernel(format!("module dependency cycle: {stack:?} → {name}")));
+            return Err(VmError::Kernel(format!(
+                "module dependency cycle: {stack:?} → {name}"
+            )));
         }
         let path = self.index.get(name).ok_or_else(|| {
             VmError::Kernel(format!(
@@ -144,7 +151,9 @@ impl Kernel {
         })?;
         let data = decompress(path)?;
         stack.push(name.to_string());
-        for dep in depends(&data).map_err(|e| VmError::Kernel(format!("{}: {e}", path.display())))? {
+        for dep in
+            depends(&data).map_err(|e| VmError::Kernel(format!("{}: {e}", path.display())))?
+        {
             self.visit(&norm(&dep), seen, order, stack)?;
         }
         stack.pop();
@@ -191,7 +200,12 @@ fn decompress(path: &Path) -> Result<Vec<u8>, VmError> {
         .args(["-dc"])
         .arg(path)
         .output()
-        .map_err(|e| VmError::Tool(tool.into(), format!("{e} (scripts/install-oracles installs it)")))?;
+        .map_err(|e| {
+            VmError::Tool(
+                tool.into(),
+                format!("{e} (scripts/install-oracles installs it)"),
+            )
+        })?;
     if !out.status.success() {
         return Err(VmError::Tool(
             tool.into(),

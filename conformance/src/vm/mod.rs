@@ -9,6 +9,7 @@
 
 pub mod cpio;
 pub mod disk;
+pub mod guest;
 pub mod initramfs;
 pub mod kernel;
 pub mod qemu;
@@ -57,7 +58,16 @@ impl VmError {
 }
 
 /// Modules every guest loads when the kernel does not build them in.
-pub const MODULES: &[&str] = &["virtio_pci", "virtio_blk", "loop", "erofs", "overlay", "fuse"];
+pub const MODULES: &[&str] = &[
+    "virtio_pci",
+    "virtio_blk",
+    "loop",
+    "erofs",
+    "overlay",
+    "fuse",
+    // fs-verity with sha512 needs the hash; often a module
+    "sha512_generic",
+];
 
 /// Everything one boot needs.
 #[derive(Clone, Debug)]
@@ -74,6 +84,8 @@ pub struct GuestSpec {
     pub oracle_programs: Vec<(PathBuf, String)>,
     /// Extra files of the initramfs (guest path, mode, contents).
     pub files: Vec<(String, u32, Vec<u8>)>,
+    /// Extra symlinks of the initramfs (guest path, target).
+    pub symlinks: Vec<(String, String)>,
     /// A folder copied onto the guest's ext4 (`/dev/vda`, mounted at `/data`).
     pub data: PathBuf,
     /// The test script, run by the guest's init with `/data` mounted; it writes its results
@@ -141,7 +153,9 @@ for fs in erofs overlay ext4 fuse; do grep -qw "$fs" /proc/filesystems || fail "
 mount -t ext4 /dev/vda /data || fail "mount the ext4 data disk"
 uname -r > /results/uname
 step script
-. /test/run.sh
+( . /test/run.sh )
+rc=$?
+[ $rc = 0 ] || fail "the test script ended with status $rc"
 echo "@@done"
 finish ok
 "#
@@ -170,6 +184,9 @@ pub fn boot(spec: &GuestSpec) -> Result<GuestRun, VmError> {
     }
     for (guest, mode, data) in &spec.files {
         ramfs.file(guest, *mode, data);
+    }
+    for (guest, target) in &spec.symlinks {
+        ramfs.symlink(guest, target);
     }
     let initrd = spec.work.join("initramfs.cpio");
     ramfs.write(&initrd)?;
@@ -201,11 +218,20 @@ pub fn boot(spec: &GuestSpec) -> Result<GuestRun, VmError> {
     if b.timed_out {
         return Err(VmError::Guest {
             step: last_step,
-            detail: format!("no power-off within {:?} ({} TCG/KVM: {})", spec.deadline, kernel.version, b.accel.name()),
+            detail: format!(
+                "no power-off within {:?} ({} TCG/KVM: {})",
+                spec.deadline,
+                kernel.version,
+                b.accel.name()
+            ),
             console: console_tail,
         });
     }
-    if let Some(f) = b.console.lines().find_map(|l| l.trim_end_matches('\r').strip_prefix("@@fail ")) {
+    if let Some(f) = b
+        .console
+        .lines()
+        .find_map(|l| l.trim_end_matches('\r').strip_prefix("@@fail "))
+    {
         let (step, detail) = f.split_once(": ").unwrap_or(("?", f));
         return Err(VmError::Guest {
             step: step.to_string(),
@@ -213,7 +239,11 @@ pub fn boot(spec: &GuestSpec) -> Result<GuestRun, VmError> {
             console: console_tail,
         });
     }
-    if !b.console.lines().any(|l| l.trim_end_matches('\r') == "@@done") {
+    if !b
+        .console
+        .lines()
+        .any(|l| l.trim_end_matches('\r') == "@@done")
+    {
         return Err(VmError::Guest {
             step: last_step,
             detail: "the guest stopped before the end of its script (kernel panic or crash)".into(),

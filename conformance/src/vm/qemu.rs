@@ -30,8 +30,9 @@ impl Accel {
 /// The accelerator to use, probed once per process. `CFS_VM_ACCEL=kvm|tcg` forces one.
 ///
 /// `/dev/kvm` existing is not enough: on some hosts (nested virtualisation) qemu opens it and
-/// then never runs a guest instruction. The probe starts the firmware under KVM and waits for
-/// it to write to the debug port; if nothing arrives in time, TCG it is.
+/// then aborts or never runs a guest instruction. The probe starts the firmware under KVM with
+/// the CPU model the real runs use and waits for it to write to the debug port; if nothing
+/// arrives in time, TCG it is.
 pub fn accel() -> Accel {
     static ACCEL: OnceLock<Accel> = OnceLock::new();
     *ACCEL.get_or_init(|| match std::env::var("CFS_VM_ACCEL").as_deref() {
@@ -61,7 +62,17 @@ fn kvm_runs_guest_code(wait: Duration) -> bool {
     };
     let log = dir.path().join("debugcon");
     let child = Command::new(QEMU)
-        .args(["-accel", "kvm", "-nodefaults", "-display", "none", "-m", "64"])
+        .args([
+            "-accel",
+            "kvm",
+            "-cpu",
+            "host",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-m",
+            "64",
+        ])
         .arg("-chardev")
         .arg(format!("file,id=dbg,path={}", log.display()))
         .args(["-device", "isa-debugcon,iobase=0x402,chardev=dbg"])
@@ -120,24 +131,38 @@ impl Machine {
     pub fn run(&self, console_log: &Path) -> Result<Boot, VmError> {
         let accel = accel();
         let mut cmd = Command::new(QEMU);
-        cmd.args(["-accel", accel.name(), "-nodefaults", "-display", "none", "-no-reboot"])
-            .args(["-m", &self.memory_mib.to_string(), "-smp", &self.cpus.to_string()])
-            .args(["-monitor", "none", "-serial"])
-            .arg(format!("file:{}", console_log.display()))
-            .arg("-kernel")
-            .arg(&self.kernel)
-            .arg("-initrd")
-            .arg(&self.initrd)
-            .arg("-append")
-            .arg(&self.cmdline);
+        cmd.args([
+            "-accel",
+            accel.name(),
+            "-nodefaults",
+            "-display",
+            "none",
+            "-no-reboot",
+        ])
+        .args([
+            "-m",
+            &self.memory_mib.to_string(),
+            "-smp",
+            &self.cpus.to_string(),
+        ])
+        .args(["-monitor", "none", "-serial"])
+        .arg(format!("file:{}", console_log.display()))
+        .arg("-kernel")
+        .arg(&self.kernel)
+        .arg("-initrd")
+        .arg(&self.initrd)
+        .arg("-append")
+        .arg(&self.cmdline);
         if accel == Accel::Kvm {
             cmd.args(["-cpu", "host"]);
         } else {
             cmd.args(["-cpu", "max"]);
         }
         for d in &self.disks {
-            cmd.arg("-drive")
-                .arg(format!("file={},format=raw,if=virtio,cache=unsafe", d.display()));
+            cmd.arg("-drive").arg(format!(
+                "file={},format=raw,if=virtio,cache=unsafe",
+                d.display()
+            ));
         }
         let start = Instant::now();
         let child = cmd
@@ -146,11 +171,15 @@ impl Machine {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| {
-                VmError::Tool(QEMU.into(), format!("{e} (scripts/install-oracles installs qemu-system-x86)"))
+                VmError::Tool(
+                    QEMU.into(),
+                    format!("{e} (scripts/install-oracles installs qemu-system-x86)"),
+                )
             })?;
         let (status, timed_out, stderr) = wait_with_deadline(child, self.deadline)?;
         let elapsed = start.elapsed();
-        let console = String::from_utf8_lossy(&fs::read(console_log).unwrap_or_default()).into_owned();
+        let console =
+            String::from_utf8_lossy(&fs::read(console_log).unwrap_or_default()).into_owned();
         if !timed_out && !status {
             return Err(VmError::Boot(format!(
                 "{QEMU} failed: {}\nconsole:\n{}",
@@ -167,7 +196,10 @@ impl Machine {
     }
 }
 
-fn wait_with_deadline(mut child: Child, deadline: Duration) -> Result<(bool, bool, String), VmError> {
+fn wait_with_deadline(
+    mut child: Child,
+    deadline: Duration,
+) -> Result<(bool, bool, String), VmError> {
     let start = Instant::now();
     let mut stderr = child.stderr.take();
     let reader = std::thread::spawn(move || {

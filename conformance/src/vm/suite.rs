@@ -1,0 +1,494 @@
+//! The tests CI runs in every kernel, all in one boot (see the README's "Kernel truth in
+//! virtual machines"):
+//!
+//! - **verity**: digest stores written in the guest by `mkcfs-rs` and C `mkcomposefs` on an
+//!   ext4 with fs-verity (each object must get fs-verity), then the image mounted by each
+//!   `mount.composefs` under test (C's is the control): with the image's `digest=`, a wrong
+//!   digest, an image without fs-verity, an object swapped for another verity file, objects
+//!   without fs-verity — with and without `verity`; the same for `mkcfs-rs oci
+//!   --digest-store` images in sha256 and sha512.
+//!
+//! Every case's outcome is one line of text; the host checks that every tool gives the same
+//! line and that it is the one the kernel's capabilities call for ([`expected`]).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cfs_erofs::fsverity;
+use cfs_erofs::tree::HashAlgorithm;
+
+use super::{boot, GuestRun, GuestSpec, VmError};
+
+/// What to boot and with which binaries.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// A short name for reports (`bookworm`, `sid`, or the package's).
+    pub name: String,
+    pub kernel_debs: Vec<PathBuf>,
+    pub work: PathBuf,
+    /// Our `mkcfs-rs`.
+    pub mkcfs_rs: PathBuf,
+    /// The `conformance` binary (its `vm-read` runs in the guest).
+    pub conformance: PathBuf,
+    /// The mount.composefs implementations to judge, by name; `c` (the control) is C's.
+    pub mount_tools: Vec<MountTool>,
+    pub deadline: Duration,
+}
+
+/// A `mount.composefs` under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MountTool {
+    /// C composefs 1.0.8 (Debian), the control.
+    C,
+    /// `mkcfs-rs` reached through a symlink named `mount.composefs`.
+    Ours,
+}
+
+impl MountTool {
+    pub fn name(self) -> &'static str {
+        match self {
+            MountTool::C => "c",
+            MountTool::Ours => "ours",
+        }
+    }
+}
+
+/// The files of the verity tree: (path, contents). `a.bin`'s object is the one swapped.
+fn verity_tree() -> Vec<(&'static str, Vec<u8>)> {
+    let pattern = |n: usize, mul: usize, add: usize, m: usize| -> Vec<u8> {
+        (0..n).map(|i| ((i * mul + add) % m) as u8).collect()
+    };
+    vec![
+        ("small.txt", b"hello composefs\n".to_vec()),
+        ("a.bin", pattern(8192, 7, 1, 251)),
+        ("b.bin", pattern(12288, 13, 5, 251)),
+        ("sub/c.bin", pattern(70000, 31, 3, 253)),
+        ("sub/d.txt", b"d\n".to_vec()),
+    ]
+}
+
+fn write_file(path: &Path, data: &[u8]) -> Result<(), VmError> {
+    if let Some(p) = path.parent() {
+        fs::create_dir_all(p).map_err(|e| VmError::io(p, e))?;
+    }
+    fs::write(path, data).map_err(|e| VmError::io(path, e))
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), VmError> {
+    fs::create_dir_all(to).map_err(|e| VmError::io(to, e))?;
+    for e in fs::read_dir(from).map_err(|e| VmError::io(from, e))? {
+        let e = e.map_err(|e| VmError::io(from, e))?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            fs::copy(&src, &dst).map_err(|e| VmError::io(&src, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the verity inputs under `data` and returns the script variables they need.
+fn prepare_verity(data: &Path) -> Result<String, VmError> {
+    let tree = data.join("tree");
+    let files = verity_tree();
+    for (p, c) in &files {
+        write_file(&tree.join(p), c)?;
+    }
+    std::os::unix::fs::symlink("a.bin", tree.join("link")).map_err(|e| VmError::io(&tree, e))?;
+    let payload = |name: &str| {
+        let c = &files.iter().find(|(p, _)| *p == name).expect("file").1;
+        fsverity::digest(HashAlgorithm::Sha256, c).object_path()
+    };
+    for layout in ["synthetic", "bootable"] {
+        copy_dir(
+            &crate::oracle::repo_root().join("fixtures/oci").join(layout),
+            &data.join("oci").join(layout),
+        )?;
+    }
+    Ok(format!(
+        "VICTIM={}\nDONOR={}\n",
+        payload("a.bin"),
+        payload("b.bin")
+    ))
+}
+
+/// The guest's part for verity: shell functions and the cases, per mount tool.
+fn verity_script(vars: &str, tools: &[MountTool]) -> String {
+    let tools: Vec<&str> = tools.iter().map(|t| t.name()).collect();
+    format!(
+        "{vars}TOOLS=\"{tools}\"\n{body}",
+        tools = tools.join(" "),
+        body = VERITY_SCRIPT
+    )
+}
+
+const VERITY_SCRIPT: &str = r#"
+V=/data/v
+mkdir -p "$V" /mnt/t
+rec() { k=$1; shift; echo "$k $*" >> /results/verity; }
+# count_verity DIR: "N/M" objects of DIR that have fs-verity (of which algorithm)
+count_verity() {
+  n=0; m=0; algs=
+  for o in $(cd "$1" && find . -type f ! -name '.*' | sort); do
+    m=$((m+1))
+    if a=$(fsverity measure "$1/$o" 2>/dev/null); then n=$((n+1)); algs="${a%%:*}"; fi
+  done
+  echo "$n/$m $algs"
+}
+# copy_store FROM TO [verity-alg]: copies objects (a copy has no fs-verity), enabling it
+# on each when asked
+copy_store() {
+  cp -r "$1" "$2" || fail "copy store $1"
+  if [ -n "$3" ]; then
+    for o in $(cd "$2" && find . -type f); do fsverity enable --hash-alg="$3" "$2/$o" || fail "fsverity enable $2/$o"; done
+  fi
+}
+# swap STORE VICTIM DONOR ALG: the victim object gets the donor's content, with fs-verity
+swap() {
+  rm -f "$1/$2" && cp "$1/$3" "$1/$2" && fsverity enable --hash-alg="$4" "$1/$2" || fail "swap $2 in $1"
+}
+# case LABEL IMAGE OPTIONS REFERENCE: mounts IMAGE with every tool, reads every file, records
+# "mounted <comparison with REFERENCE>" or "refused <first error line>"
+case_() {
+  for t in $TOOLS; do
+    if /usr/local/bin/$t/mount.composefs "$2" /mnt/t -o "$3" 2>/tmp/err; then
+      r="mounted $(conformance vm-read --against "$4" /mnt/t 2>&1)"
+      umount /mnt/t || fail "umount after $1 ($t)"
+    else
+      r="refused $(grep -v '^$' /tmp/err | head -n1)"
+    fi
+    rec "$t/$1" "$r"
+  done
+}
+digest_of() { fsverity measure "$1" | cut -d' ' -f1 | cut -d: -f2; }
+# a digest that differs from $1 in every hex digit
+wrong() { echo "$1" | tr 0-9a-f 1-9a-f0; }
+
+step verity-stores
+conformance vm-read /data/tree > "$V/tree.list" || fail "read the source tree"
+mkcfs-rs --digest-store="$V/objs" /data/tree "$V/img.cfs" || fail "mkcfs-rs --digest-store"
+/usr/local/bin/c/mkcomposefs --digest-store="$V/objs-c" /data/tree "$V/img-c.cfs" || fail "C mkcomposefs --digest-store"
+rec store/images-identical "$(cmp -s "$V/img.cfs" "$V/img-c.cfs" && echo yes || echo no)"
+rec store/ours-objects-with-verity "$(count_verity "$V/objs")"
+rec store/c-objects-with-verity "$(count_verity "$V/objs-c")"
+cp "$V/img.cfs" "$V/img-plain.cfs"
+fsverity enable "$V/img.cfs" || fail "fsverity enable the image"
+D=$(digest_of "$V/img.cfs")
+rec measure/ours-equals-kernel "$([ "$(mkcfs-rs info measure-file "$V/img.cfs")" = "$D" ] && echo yes || echo no)"
+copy_store "$V/objs" "$V/objs-swap" sha256
+swap "$V/objs-swap" "$VICTIM" "$DONOR" sha256
+copy_store "$V/objs" "$V/objs-plain"
+
+step verity-mounts
+case_ digest "$V/img.cfs" "basedir=$V/objs,digest=$D" "$V/tree.list"
+case_ verity "$V/img.cfs" "basedir=$V/objs,verity" "$V/tree.list"
+case_ wrong-digest "$V/img.cfs" "basedir=$V/objs,digest=$(wrong "$D")" "$V/tree.list"
+case_ image-without-verity "$V/img-plain.cfs" "basedir=$V/objs,digest=$D" "$V/tree.list"
+case_ swapped-object-verity "$V/img.cfs" "basedir=$V/objs-swap,verity" "$V/tree.list"
+case_ object-without-verity "$V/img.cfs" "basedir=$V/objs-plain,verity" "$V/tree.list"
+case_ swapped-object-no-verity "$V/img.cfs" "basedir=$V/objs-swap" "$V/tree.list"
+case_ object-without-verity-no-verity "$V/img.cfs" "basedir=$V/objs-plain" "$V/tree.list"
+
+for h in sha256 sha512; do
+  step "verity-oci-$h"
+  O="$V/oci-$h"
+  mkdir -p "$O"
+  mkcfs-rs oci /data/oci/synthetic --hash "$h" --digest-store "$O/objs" "$O/img.cfs" || fail "mkcfs-rs oci --hash $h --digest-store"
+  rec "oci-$h/objects-with-verity" "$(count_verity "$O/objs")"
+  # the reference: what the image reads through its objects, unchecked
+  refmount "$O/img.cfs" "$O/objs" "$O/ref.list"
+  fsverity enable --hash-alg="$h" "$O/img.cfs" || fail "fsverity enable the $h image"
+  OD=$(digest_of "$O/img.cfs")
+  copy_store "$O/objs" "$O/objs-swap" "$h"
+  first=$(cd "$O/objs" && find . -type f | sort | head -n1)
+  second=$(cd "$O/objs" && find . -type f | sort | sed -n 2p)
+  swap "$O/objs-swap" "$first" "$second" "$h"
+  case_ "oci-$h/digest" "$O/img.cfs" "basedir=$O/objs,digest=$OD" "$O/ref.list"
+  case_ "oci-$h/verity" "$O/img.cfs" "basedir=$O/objs,verity" "$O/ref.list"
+  case_ "oci-$h/swapped-object-verity" "$O/img.cfs" "basedir=$O/objs-swap,verity" "$O/ref.list"
+done
+"#;
+
+/// Mounts like composefs without verity, with the kernel's own tools (for reference
+/// listings), in shell: erofs from a loop device, overlay with the objects as a data-only or,
+/// on kernels before 6.5, a plain lower layer.
+const REFERENCE_MOUNT: &str = r#"
+refmount() {
+  mkdir -p /mnt/ref-e /mnt/ref-o
+  mount -t erofs -o ro,loop "$1" /mnt/ref-e || fail "reference erofs mount of $1"
+  mount -t overlay overlay -o ro,metacopy=on,redirect_dir=on,lowerdir="/mnt/ref-e::$2" /mnt/ref-o 2>/dev/null \
+    || mount -t overlay overlay -o ro,metacopy=on,redirect_dir=on,lowerdir="/mnt/ref-e:$2" /mnt/ref-o \
+    || fail "reference overlay mount of $1"
+  conformance vm-read /mnt/ref-o > "$3" || fail "reference read of $1"
+  umount /mnt/ref-o; umount /mnt/ref-e
+}
+"#;
+
+/// What each verity case must give on a kernel with (`true`) or without overlayfs `verity=`
+/// (added in 6.6). `None`: only the agreement between tools is checked.
+pub fn expected(case: &str, overlay_verity: bool) -> Option<&'static str> {
+    let refused_by_kernel = "refused mount.composefs: Failed to mount composefs";
+    Some(match case {
+        "digest" | "verity" | "oci-sha256/digest" | "oci-sha256/verity" | "oci-sha512/verity" => {
+            if overlay_verity {
+                "mounted same"
+            } else {
+                refused_by_kernel
+            }
+        }
+        "wrong-digest" => "refused mount.composefs: Failed to mount composefs /data/v/img.cfs: Image has wrong fs-verity",
+        "image-without-verity" => "refused mount.composefs: Failed to mount composefs /data/v/img-plain.cfs: Image has no fs-verity",
+        // C compares only 32-byte (sha256) digests: a sha512 image is "wrong".
+        "oci-sha512/digest" => "refused mount.composefs: Failed to mount composefs /data/v/oci-sha512/img.cfs: Image has wrong fs-verity",
+        "swapped-object-verity" => {
+            if overlay_verity {
+                "mounted a.bin:EIO"
+            } else {
+                refused_by_kernel
+            }
+        }
+        "object-without-verity" => {
+            if overlay_verity {
+                "mounted a.bin:EIO b.bin:EIO sub/c.bin:EIO"
+            } else {
+                refused_by_kernel
+            }
+        }
+        "swapped-object-no-verity" => "mounted a.bin:differs",
+        "object-without-verity-no-verity" => "mounted same",
+        "oci-sha256/swapped-object-verity" | "oci-sha512/swapped-object-verity" => {
+            if overlay_verity {
+                "mounted "
+            } else {
+                refused_by_kernel
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// One kernel's results.
+#[derive(Debug)]
+pub struct Report {
+    pub name: String,
+    pub run: GuestRun,
+    /// Whether the kernel's overlayfs takes `verity=` (probed in the guest).
+    pub overlay_verity: bool,
+    /// Case → tool → outcome.
+    pub verity: BTreeMap<String, BTreeMap<String, String>>,
+    /// Store and measurement checks (`store/…`, `measure/…`, `oci-*/objects-with-verity`).
+    pub facts: BTreeMap<String, String>,
+    /// Every check that failed, in words.
+    pub failures: Vec<String>,
+}
+
+const CAPS_SCRIPT: &str = r#"
+step capabilities
+mkdir -p /mnt/cap-l /mnt/cap-d /mnt/cap-o
+if mount -t overlay overlay -o ro,verity=require,metacopy=on,redirect_dir=on,lowerdir=/mnt/cap-l::/mnt/cap-d /mnt/cap-o 2>/dev/null \
+  || mount -t overlay overlay -o ro,verity=require,metacopy=on,redirect_dir=on,lowerdir=/mnt/cap-l:/mnt/cap-d /mnt/cap-o 2>/dev/null; then
+  echo overlay-verity yes >> /results/caps; umount /mnt/cap-o
+else
+  echo overlay-verity no >> /results/caps
+fi
+"#;
+
+/// Boots the kernel once and runs every part of the suite.
+pub fn run(cfg: &Config) -> Result<Report, VmError> {
+    let _ = fs::remove_dir_all(&cfg.work);
+    let data = cfg.work.join("data");
+    fs::create_dir_all(&data).map_err(|e| VmError::io(&data, e))?;
+    let vars = prepare_verity(&data)?;
+    let script = [
+        CAPS_SCRIPT.to_string(),
+        REFERENCE_MOUNT.to_string(),
+        verity_script(&vars, &cfg.mount_tools),
+    ]
+    .concat();
+    let prefix = crate::oracle::oracles_dir().join("prefix");
+    let files = Vec::new();
+    let mut host_programs = vec![
+        (cfg.mkcfs_rs.clone(), "usr/bin/mkcfs-rs".to_string()),
+        (cfg.conformance.clone(), "usr/bin/conformance".to_string()),
+    ];
+    host_programs.dedup();
+    let mut symlinks = Vec::new();
+    if cfg.mount_tools.contains(&MountTool::Ours) {
+        // mkcfs-rs acts as the tool its name says
+        symlinks.push((
+            "usr/local/bin/ours/mount.composefs".to_string(),
+            "/usr/bin/mkcfs-rs".to_string(),
+        ));
+    }
+    let spec = GuestSpec {
+        kernel_debs: cfg.kernel_debs.clone(),
+        work: cfg.work.clone(),
+        host_programs,
+        oracle_prefix: prefix.clone(),
+        oracle_programs: vec![
+            (
+                prefix.join("usr/sbin/mount.composefs"),
+                "usr/local/bin/c/mount.composefs".into(),
+            ),
+            (
+                prefix.join("usr/bin/mkcomposefs"),
+                "usr/local/bin/c/mkcomposefs".into(),
+            ),
+            (
+                prefix.join("usr/bin/fsverity"),
+                "usr/local/bin/fsverity".into(),
+            ),
+        ],
+        files,
+        symlinks,
+        data,
+        script,
+        cmdline: String::new(),
+        memory_mib: 1024,
+        deadline: cfg.deadline,
+    };
+    let run = boot(&spec)?;
+    let overlay_verity = run.text("caps").contains("overlay-verity yes");
+    let mut verity: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut facts = BTreeMap::new();
+    for line in run.text("verity").lines() {
+        let (key, value) = line.split_once(' ').unwrap_or((line, ""));
+        let tool = cfg
+            .mount_tools
+            .iter()
+            .find(|t| key.starts_with(&format!("{}/", t.name())));
+        match tool {
+            Some(t) => {
+                verity
+                    .entry(key[t.name().len() + 1..].to_string())
+                    .or_default()
+                    .insert(t.name().to_string(), value.to_string());
+            }
+            None => {
+                facts.insert(key.to_string(), value.to_string());
+            }
+        }
+    }
+    let mut failures = Vec::new();
+    check_kernel_version(&run.kernel_version, overlay_verity, &mut failures);
+    check_verity(
+        &verity,
+        &facts,
+        overlay_verity,
+        &cfg.mount_tools,
+        &mut failures,
+    );
+    Ok(Report {
+        name: cfg.name.clone(),
+        run,
+        overlay_verity,
+        verity,
+        facts,
+        failures,
+    })
+}
+
+/// overlayfs has `verity=` from 6.6: a newer kernel without it is a failure of the setup.
+fn check_kernel_version(version: &str, overlay_verity: bool, failures: &mut Vec<String>) {
+    let mut nums = version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse::<u32>().ok());
+    let (major, minor) = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
+    if (major, minor) >= (6, 6) && !overlay_verity {
+        failures.push(format!(
+            "kernel {version} (≥ 6.6) refused overlayfs verity=require"
+        ));
+    }
+}
+
+fn check_verity(
+    verity: &BTreeMap<String, BTreeMap<String, String>>,
+    facts: &BTreeMap<String, String>,
+    overlay_verity: bool,
+    tools: &[MountTool],
+    failures: &mut Vec<String>,
+) {
+    let want_facts = [
+        ("store/images-identical", "yes"),
+        ("store/ours-objects-with-verity", "3/3 sha256"),
+        ("store/c-objects-with-verity", "3/3 sha256"),
+        ("measure/ours-equals-kernel", "yes"),
+    ];
+    for (k, want) in want_facts {
+        match facts.get(k) {
+            Some(v) if v == want => {}
+            other => failures.push(format!("{k}: want `{want}`, got {other:?}")),
+        }
+    }
+    for h in ["sha256", "sha512"] {
+        let k = format!("oci-{h}/objects-with-verity");
+        match facts.get(&k) {
+            Some(v) if v.ends_with(h) && v.split('/').next() == v.split(['/', ' ']).nth(1) => {}
+            other => failures.push(format!(
+                "{k}: every object should have {h} fs-verity, got {other:?}"
+            )),
+        }
+    }
+    if verity.is_empty() {
+        failures.push("no verity case ran".into());
+    }
+    for (case, by_tool) in verity {
+        for t in tools {
+            if !by_tool.contains_key(t.name()) {
+                failures.push(format!("{case}: no outcome for {}", t.name()));
+            }
+        }
+        let mut outcomes = by_tool.values();
+        if let Some(first) = outcomes.next() {
+            if outcomes.any(|o| o != first) {
+                failures.push(format!("{case}: the tools disagree: {by_tool:?}"));
+            }
+        }
+        let Some(control) = by_tool.get("c") else {
+            continue;
+        };
+        match expected(case, overlay_verity) {
+            Some(want) if control.starts_with(want) => {
+                // a swapped object must fail its own files and only with EIO
+                if want == "mounted " && (!control.contains(":EIO") || control.contains(":differs"))
+                {
+                    failures.push(format!(
+                        "{case}: want EIO on the swapped object's files, got `{control}`"
+                    ));
+                }
+            }
+            Some(want) => failures.push(format!("{case}: want `{want}…`, got `{control}`")),
+            None => failures.push(format!("{case}: no expectation")),
+        }
+    }
+}
+
+impl Report {
+    /// A human-readable summary: timings, capabilities, every case by tool.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "kernel {} ({}): {} — booted in {:.2} s (guest uptime), whole run {:.1} s; overlay verity=: {}\n",
+            self.name,
+            self.run.kernel_version,
+            self.run.accel.name(),
+            self.run.boot_secs,
+            self.run.elapsed.as_secs_f64(),
+            if self.overlay_verity { "yes" } else { "no" }
+        );
+        for (k, v) in &self.facts {
+            s += &format!("  {k}: {v}\n");
+        }
+        for (case, by_tool) in &self.verity {
+            for (t, o) in by_tool {
+                s += &format!("  {case} [{t}]: {o}\n");
+            }
+        }
+        for f in &self.failures {
+            s += &format!("  FAILED: {f}\n");
+        }
+        s
+    }
+}
