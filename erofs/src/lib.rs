@@ -18,6 +18,7 @@ pub mod format;
 pub mod fsverity;
 pub mod info;
 pub mod karg;
+pub mod mount;
 pub mod oci;
 pub mod read;
 pub mod scan;
