@@ -25,7 +25,7 @@ fn run(name: &str) {
         work: work.path().to_path_buf(),
         mkcfs_rs: mkcfs_rs(),
         conformance: PathBuf::from(env!("CARGO_BIN_EXE_conformance")),
-        mount_tools: vec![suite::MountTool::C],
+        mount_tools: vec![suite::MountTool::C, suite::MountTool::Ours],
         deadline: Duration::from_secs(300),
     };
     let report = suite::run(&cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
