@@ -8,6 +8,8 @@
 //!   package under qemu and run the VM suite in it (`conformance::vm::suite`).
 //! - `conformance vm-read [--against LIST] DIR`: (in the guest) what every regular file under
 //!   DIR reads back, or how it differs from LIST.
+//! - `conformance vm-matrix DIR OUT`: (in the guest, and on the host in a private mount
+//!   namespace) mount and walk every image of a matrix folder (`conformance::vm::matrix`).
 //! - `conformance [run] --mkcomposefs PATH [--composefs-info PATH] [--erofs-version 1|2]
 //!   [--filter PATTERN] [--junit FILE]`: judge an mkcomposefs-compatible executable against
 //!   the vectors; exits non-zero on any failure.
@@ -61,6 +63,21 @@ fn main() -> ExitCode {
         Some("walk") => walk(&args),
         Some("vm") => vm(&args[1..]),
         Some("vm-read") => vm_read(&args[1..]),
+        Some("vm-matrix") => match args.get(1..3) {
+            Some([dir, out]) => {
+                match conformance::vm::matrix::read_folder(dir.as_ref(), out.as_ref()) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("vm-matrix: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            _ => {
+                eprintln!("usage: conformance vm-matrix DIR OUT");
+                ExitCode::FAILURE
+            }
+        },
         Some("make-vectors") => {
             let dir = args
                 .get(1)
@@ -168,6 +185,9 @@ struct VmArgs {
     /// Our mkcfs-rs (default: beside this program).
     #[arg(long)]
     mkcfs_rs: Option<PathBuf>,
+    /// Read only the first N images of the kernel matrix.
+    #[arg(long)]
+    matrix_limit: Option<usize>,
     /// Kill the machine after this many seconds.
     #[arg(long, default_value_t = 400)]
     timeout: u64,
@@ -195,6 +215,7 @@ fn vm(args: &[String]) -> ExitCode {
             vec![suite::MountTool::C]
         },
         deadline: std::time::Duration::from_secs(a.timeout),
+        matrix_limit: a.matrix_limit,
     };
     match suite::run(&cfg) {
         Ok(report) => {

@@ -27,6 +27,7 @@ fn run(name: &str) {
         conformance: PathBuf::from(env!("CARGO_BIN_EXE_conformance")),
         mount_tools: vec![suite::MountTool::C, suite::MountTool::Ours],
         deadline: Duration::from_secs(300),
+        matrix_limit: None,
     };
     let report = suite::run(&cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
     eprintln!("{}", report.summary());

@@ -36,8 +36,13 @@ fn read_into(dir: &Path, rel: &str, out: &mut BTreeMap<String, String>) -> io::R
         if meta.is_dir() {
             read_into(&path, &format!("{child}/"), out)?;
         } else if meta.is_file() {
-            let v = match fs::read(&path) {
-                Ok(data) => hex::encode(Sha256::digest(data)),
+            // streamed: a metacopy file may claim gigabytes its object does not have
+            let v = match fs::File::open(&path).and_then(|mut f| {
+                let mut h = Sha256::new();
+                io::copy(&mut f, &mut h)?;
+                Ok(h.finalize())
+            }) {
+                Ok(d) => hex::encode(d),
                 Err(e) => errno_name(&e),
             };
             out.insert(child, v);

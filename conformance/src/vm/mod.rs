@@ -12,6 +12,7 @@ pub mod disk;
 pub mod guest;
 pub mod initramfs;
 pub mod kernel;
+pub mod matrix;
 pub mod qemu;
 pub mod suite;
 

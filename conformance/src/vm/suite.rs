@@ -19,7 +19,7 @@ use std::time::Duration;
 use cfs_erofs::fsverity;
 use cfs_erofs::tree::HashAlgorithm;
 
-use super::{boot, GuestRun, GuestSpec, VmError};
+use super::{boot, matrix, GuestRun, GuestSpec, VmError};
 
 /// What to boot and with which binaries.
 #[derive(Clone, Debug)]
@@ -35,6 +35,8 @@ pub struct Config {
     /// The mount.composefs implementations to judge, by name; `c` (the control) is C's.
     pub mount_tools: Vec<MountTool>,
     pub deadline: Duration,
+    /// Read only the first N matrix images (a quick look; the tests read all).
+    pub matrix_limit: Option<usize>,
 }
 
 /// A `mount.composefs` under test.
@@ -281,6 +283,9 @@ pub struct Report {
     pub verity: BTreeMap<String, BTreeMap<String, String>>,
     /// Store and measurement checks (`store/…`, `measure/…`, `oci-*/objects-with-verity`).
     pub facts: BTreeMap<String, String>,
+    /// The kernel matrix ([`matrix::table`]): counts per build, then every image that does
+    /// not read as on the host.
+    pub matrix_table: String,
     /// Every check that failed, in words.
     pub failures: Vec<String>,
 }
@@ -302,10 +307,19 @@ pub fn run(cfg: &Config) -> Result<Report, VmError> {
     let data = cfg.work.join("data");
     fs::create_dir_all(&data).map_err(|e| VmError::io(&data, e))?;
     let vars = prepare_verity(&data)?;
+    let matrix_dir = data.join("matrix");
+    let host_matrix = cfg.work.join("matrix-host");
+    prepare_matrix(
+        &cfg.conformance,
+        &matrix_dir,
+        &host_matrix,
+        cfg.matrix_limit,
+    )?;
     let script = [
         CAPS_SCRIPT.to_string(),
         REFERENCE_MOUNT.to_string(),
         verity_script(&vars, &cfg.mount_tools),
+        MATRIX_SCRIPT.to_string(),
     ]
     .concat();
     let prefix = crate::oracle::oracles_dir().join("prefix");
@@ -372,7 +386,25 @@ pub fn run(cfg: &Config) -> Result<Report, VmError> {
             }
         }
     }
+    let list =
+        fs::read_to_string(matrix_dir.join("list")).map_err(|e| VmError::io(&matrix_dir, e))?;
+    let host_outcomes = matrix::parse_outcomes(
+        &fs::read_to_string(host_matrix.join("outcomes"))
+            .map_err(|e| VmError::io(&host_matrix, e))?,
+    );
+    let guest_outcomes = matrix::parse_outcomes(&run.text("matrix/outcomes"));
+    let verdicts = matrix::compare(
+        &list,
+        &host_outcomes,
+        &host_matrix,
+        &guest_outcomes,
+        &run.results,
+    );
+    let matrix_table = matrix::table(&verdicts);
     let mut failures = Vec::new();
+    if guest_outcomes.is_empty() {
+        failures.push("the guest read no matrix image".into());
+    }
     check_kernel_version(&run.kernel_version, overlay_verity, &mut failures);
     check_verity(
         &verity,
@@ -387,8 +419,44 @@ pub fn run(cfg: &Config) -> Result<Report, VmError> {
         overlay_verity,
         verity,
         facts,
+        matrix_table,
         failures,
     })
+}
+
+const MATRIX_SCRIPT: &str = r#"
+step matrix
+conformance vm-matrix /data/matrix /results/matrix || fail "the matrix run stopped"
+"#;
+
+/// Writes the matrix folder and reads it on the host, in a private mount namespace; the
+/// host's outcomes become the guest's `expected`.
+fn prepare_matrix(
+    conformance: &Path,
+    dir: &Path,
+    host_out: &Path,
+    limit: Option<usize>,
+) -> Result<(), VmError> {
+    let mut images = matrix::images()?;
+    images.truncate(limit.unwrap_or(usize::MAX));
+    matrix::write_folder(&images, dir)?;
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private"])
+        .arg(conformance)
+        .arg("vm-matrix")
+        .arg(dir)
+        .arg(host_out)
+        .output()
+        .map_err(|e| VmError::Tool("unshare".into(), e.to_string()))?;
+    if !out.status.success() {
+        return Err(VmError::Tool(
+            "host matrix read".into(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    let expected = dir.join("expected");
+    fs::copy(host_out.join("outcomes"), &expected).map_err(|e| VmError::io(&expected, e))?;
+    Ok(())
 }
 
 /// overlayfs has `verity=` from 6.6: a newer kernel without it is a failure of the setup.
@@ -485,6 +553,11 @@ impl Report {
             for (t, o) in by_tool {
                 s += &format!("  {case} [{t}]: {o}\n");
             }
+        }
+        s +=
+            "  matrix (build: images read as on the host / refused at mount / read differently):\n";
+        for l in self.matrix_table.lines() {
+            s += &format!("    {l}\n");
         }
         for f in &self.failures {
             s += &format!("  FAILED: {f}\n");
