@@ -4,6 +4,7 @@
 pub mod composefs_rs;
 pub mod corpus;
 pub mod kernel;
+pub mod namespace;
 pub mod oracle;
 pub mod strategy;
 pub mod vectors;

@@ -35,12 +35,10 @@ pub struct Overlay {
 pub fn mount(lower: &Path, target: &Path, opts: &MountOptions) -> Result<Overlay, MountError> {
     match opts.strategy.overlay {
         OverlayMode::Auto => match mount_new_api(lower, target, opts) {
-            Ok(verity_required) => {
-                return Ok(Overlay {
-                    via: OverlayVia::NewApi,
-                    verity_required,
-                })
-            }
+            Ok(verity_required) => Ok(Overlay {
+                via: OverlayVia::NewApi,
+                verity_required,
+            }),
             Err(NewApi::Unavailable) => mount_legacy(lower, target, opts, true),
             Err(NewApi::Failed(e)) => Err(e),
         },
