@@ -283,6 +283,8 @@ pub struct Report {
     pub verity: BTreeMap<String, BTreeMap<String, String>>,
     /// Store and measurement checks (`store/…`, `measure/…`, `oci-*/objects-with-verity`).
     pub facts: BTreeMap<String, String>,
+    /// The boot cases (`mkcfs-rs karg mount`): case → outcome.
+    pub boot: BTreeMap<String, String>,
     /// The kernel matrix ([`matrix::table`]): counts per build, then every image that does
     /// not read as on the host.
     pub matrix_table: String,
@@ -299,6 +301,11 @@ if mount -t overlay overlay -o ro,verity=require,metacopy=on,redirect_dir=on,low
 else
   echo overlay-verity no >> /results/caps
 fi
+if mount -t overlay overlay -o ro,lowerdir=/mnt/cap-l::/mnt/cap-d /mnt/cap-o 2>/dev/null; then
+  echo overlay-data-only yes >> /results/caps; umount /mnt/cap-o
+else
+  echo overlay-data-only no >> /results/caps
+fi
 "#;
 
 /// Boots the kernel once and runs every part of the suite.
@@ -307,6 +314,7 @@ pub fn run(cfg: &Config) -> Result<Report, VmError> {
     let data = cfg.work.join("data");
     fs::create_dir_all(&data).map_err(|e| VmError::io(&data, e))?;
     let vars = prepare_verity(&data)?;
+    let boot_inputs = prepare_boot(&cfg.mkcfs_rs, &cfg.work)?;
     let matrix_dir = data.join("matrix");
     let host_matrix = cfg.work.join("matrix-host");
     prepare_matrix(
@@ -319,6 +327,8 @@ pub fn run(cfg: &Config) -> Result<Report, VmError> {
         CAPS_SCRIPT.to_string(),
         REFERENCE_MOUNT.to_string(),
         verity_script(&vars, &cfg.mount_tools),
+        boot_inputs.vars.clone(),
+        BOOT_SCRIPT.to_string(),
         MATRIX_SCRIPT.to_string(),
     ]
     .concat();
@@ -360,7 +370,7 @@ pub fn run(cfg: &Config) -> Result<Report, VmError> {
         symlinks,
         data,
         script,
-        cmdline: String::new(),
+        cmdline: boot_inputs.cmdline.clone(),
         memory_mib: 1024,
         deadline: cfg.deadline,
     };
@@ -406,6 +416,19 @@ pub fn run(cfg: &Config) -> Result<Report, VmError> {
         failures.push("the guest read no matrix image".into());
     }
     check_kernel_version(&run.kernel_version, overlay_verity, &mut failures);
+    let boot_facts: BTreeMap<String, String> = facts
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("boot/")?.to_string(), v.clone())))
+        .collect();
+    facts.retain(|k, _| !k.starts_with("boot/"));
+    let data_only = run.text("caps").contains("overlay-data-only yes");
+    check_boot(
+        &boot_facts,
+        &boot_inputs.ids,
+        overlay_verity,
+        data_only,
+        &mut failures,
+    );
     check_verity(
         &verity,
         &facts,
@@ -419,8 +442,169 @@ pub fn run(cfg: &Config) -> Result<Report, VmError> {
         overlay_verity,
         verity,
         facts,
+        boot: boot_facts,
         matrix_table,
         failures,
+    })
+}
+
+
+/// The boot images: name, OCI layout, `mkcfs-rs oci` options, fs-verity algorithm.
+const BOOT_IMAGES: [(&str, &str, &[&str], &str); 4] = [
+    ("v1-sha256", "synthetic", &[], "sha256"),
+    ("v1-sha512-bootable", "bootable", &["--bootable", "--hash", "sha512"], "sha512"),
+    ("v2-sha256", "synthetic", &["--erofs-version", "2"], "sha256"),
+    (
+        "v2-sha512-bootable",
+        "bootable",
+        &["--bootable", "--hash", "sha512", "--erofs-version", "2"],
+        "sha512",
+    ),
+];
+
+/// The boot part's inputs: each image's id and kernel argument, computed on the host (the
+/// guest rebuilds the same images into its store and checks the ids), and the boot command
+/// line: a missing image first, then the V1 sha256 one.
+struct BootInputs {
+    vars: String,
+    cmdline: String,
+    /// name → (hex id, kernel argument)
+    ids: BTreeMap<String, (String, String)>,
+}
+
+fn prepare_boot(mkcfs_rs: &Path, work: &Path) -> Result<BootInputs, VmError> {
+    let mut ids = BTreeMap::new();
+    let mut vars = String::new();
+    for (name, layout, opts, _) in BOOT_IMAGES {
+        let img = work.join(format!("boot-{name}.cfs"));
+        let out = std::process::Command::new(mkcfs_rs)
+            .arg("oci")
+            .arg(crate::oracle::repo_root().join("fixtures/oci").join(layout))
+            .args(opts)
+            .args(["--print-digest", "--print-karg"])
+            .arg(&img)
+            .output()
+            .map_err(|e| VmError::Tool("mkcfs-rs oci".into(), e.to_string()))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut lines = text.lines();
+        let (Some(hex), Some(karg), true) = (lines.next(), lines.next(), out.status.success()) else {
+            return Err(VmError::Tool(
+                "mkcfs-rs oci".into(),
+                format!("{name}: {}", String::from_utf8_lossy(&out.stderr)),
+            ));
+        };
+        vars += &format!("ID_{}={hex}\n", name.replace('-', "_"));
+        ids.insert(name.to_string(), (hex.to_string(), karg.to_string()));
+    }
+    let missing = "0".repeat(63) + "1";
+    let cmdline = format!(
+        "composefs.digest=v1-sha256-12:{missing} {}",
+        ids["v1-sha256"].1
+    );
+    Ok(BootInputs {
+        vars,
+        cmdline,
+        ids,
+    })
+}
+
+const BOOT_SCRIPT: &str = r#"
+step boot-store
+S=/data/store
+mkdir -p "$S/images" "$S/objects" /sysroot
+# build NAME LAYOUT ALG OPTIONS…: the image into the store under its id, with fs-verity
+build() {
+  n=$1; l=$2; a=$3; shift 3
+  mkcfs-rs oci "/data/oci/$l" "$@" --digest-store "$S/objects" --print-digest "$S/images/.new" > /tmp/id || fail "build boot image $n"
+  id=$(cat /tmp/id)
+  want=$(eval echo "\$ID_$(echo "$n" | tr - _)")
+  [ "$id" = "$want" ] || fail "boot image $n: the guest's id $id is not the host's $want"
+  mv "$S/images/.new" "$S/images/$id"
+  fsverity enable --hash-alg="$a" "$S/images/$id" || fail "fsverity enable boot image $n"
+  refwalk "$S/images/$id" "$S/objects" "/data/v/boot-$n.walk"
+}
+# refwalk IMAGE OBJECTS OUT: the tree the image shows, mounted by the kernel's own tools
+refwalk() {
+  mkdir -p /mnt/ref-e /mnt/ref-o
+  mount -t erofs -o ro,loop "$1" /mnt/ref-e || fail "reference erofs mount of $1"
+  mount -t overlay overlay -o ro,metacopy=on,redirect_dir=on,lowerdir="/mnt/ref-e::$2" /mnt/ref-o 2>/dev/null \
+    || mount -t overlay overlay -o ro,metacopy=on,redirect_dir=on,lowerdir="/mnt/ref-e:$2" /mnt/ref-o \
+    || fail "reference overlay mount of $1"
+  conformance walk --content /mnt/ref-o > "$3" || fail "reference walk of $1"
+  umount /mnt/ref-o; umount /mnt/ref-e
+}
+build v1-sha256 synthetic sha256
+build v1-sha512-bootable bootable sha512 --bootable --hash sha512
+build v2-sha256 synthetic sha256 --erofs-version 2
+build v2-sha512-bootable bootable sha512 --bootable --hash sha512 --erofs-version 2
+# an image stored under a name that is not its digest
+LIE=$(echo "$ID_v1_sha256" | tr 0-9a-f 1-9a-f0)
+cp "$S/images/$ID_v1_sha256" "$S/images/$LIE" && fsverity enable "$S/images/$LIE" || fail "lying image"
+# a store copied without any fs-verity
+cp -r "$S" /data/store-plain || fail "copy the store"
+
+# kcase LABEL STORE REF [CMDLINE]: karg mount (the real /proc/cmdline without CMDLINE)
+kcase() {
+  if [ $# -ge 4 ]; then echo "$4" > /tmp/cmdline; set -- "$1" "$2" "$3" --cmdline /tmp/cmdline; else set -- "$1" "$2" "$3"; fi
+  l=$1; st=$2; ref=$3; shift 3
+  if mkcfs-rs karg mount --store "$st" "$@" /sysroot > /tmp/kout 2> /tmp/kerr; then
+    conformance walk --content /sysroot > /tmp/got.walk 2>&1
+    if [ -n "$ref" ] && cmp -s /tmp/got.walk "$ref"; then tree=same; else tree=differs; fi
+    if grep ' /sysroot ' /proc/mounts | grep -q 'verity=require'; then v=verity; else v=no-verity; fi
+    r="mounted tree=$tree $v won=$(grep -o '[0-9a-f]\{64,\}' /tmp/kout | head -n1)"
+    umount /sysroot || fail "umount /sysroot after $l"
+  else
+    r="refused $(grep -v '^$' /tmp/kerr | head -n1)"
+  fi
+  rec "boot/$l" "$r"
+}
+step boot-proc-cmdline
+rec boot/proc-cmdline-has-args "$(grep -o 'composefs.digest=' /proc/cmdline | wc -l)"
+kcase proc-cmdline "$S" /data/v/boot-v1-sha256.walk
+step boot-variants
+M256=$(printf '%064d' 2); M512=$(printf '%0128d' 3)
+kcase v1-sha512-bootable "$S" /data/v/boot-v1-sha512-bootable.walk "composefs.digest=v1-sha512-12:$M512 composefs.digest=v1-sha512-12:$ID_v1_sha512_bootable"
+kcase v2-sha256-legacy "$S" /data/v/boot-v2-sha256.walk "quiet composefs=$ID_v2_sha256 rw"
+kcase v2-sha512-bootable-legacy "$S" /data/v/boot-v2-sha512-bootable.walk "composefs=$M512 composefs=$ID_v2_sha512_bootable"
+kcase several-first-missing "$S" /data/v/boot-v1-sha512-bootable.walk "composefs.digest=v1-sha256-12:$M256 composefs=$M512 composefs.digest=v1-sha512-12:$ID_v1_sha512_bootable composefs.digest=v1-sha256-12:$ID_v1_sha256"
+kcase lying-image "$S" "" "composefs.digest=v1-sha256-12:$LIE"
+kcase wrong-format "$S" "" "composefs.digest=v1-sha256-12:$ID_v2_sha256"
+kcase none-present "$S" "" "composefs.digest=v1-sha256-12:$M256 composefs=$M512"
+kcase insecure-without-verity /data/store-plain /data/v/boot-v1-sha256.walk "composefs.digest=?v1-sha256-12:$ID_v1_sha256"
+kcase secure-without-verity /data/store-plain "" "composefs.digest=v1-sha256-12:$ID_v1_sha256"
+kcase insecure-legacy-without-verity /data/store-plain /data/v/boot-v2-sha256.walk "composefs=?$ID_v2_sha256"
+"#;
+
+/// What each boot case must give; `won` is checked against the image the case names.
+fn expected_boot(
+    case: &str,
+    overlay_verity: bool,
+    data_only: bool,
+) -> Option<(&'static str, Option<&'static str>)> {
+    let verified = |img| {
+        if overlay_verity {
+            ("mounted tree=same verity", Some(img))
+        } else {
+            ("refused ", None)
+        }
+    };
+    Some(match case {
+        "proc-cmdline" => verified("v1-sha256"),
+        "v1-sha512-bootable" => verified("v1-sha512-bootable"),
+        "v2-sha256-legacy" => verified("v2-sha256"),
+        "v2-sha512-bootable-legacy" => verified("v2-sha512-bootable"),
+        "several-first-missing" => verified("v1-sha512-bootable"),
+        "lying-image" | "wrong-format" | "none-present" | "secure-without-verity" => ("refused ", None),
+        "insecure-without-verity" => ("mounted tree=same no-verity", Some("v1-sha256")),
+        // Without data-only lower layers (before 6.5) the objects folder is a plain lower
+        // layer: V1 images hide its fan-out folders behind their 256 whiteout stubs, V2 images
+        // have none, so `00`…`ff` show in the root.
+        "insecure-legacy-without-verity" if !data_only => {
+            ("mounted tree=differs no-verity", Some("v2-sha256"))
+        }
+        "insecure-legacy-without-verity" => ("mounted tree=same no-verity", Some("v2-sha256")),
+        "proc-cmdline-has-args" => ("2", None),
+        _ => return None,
     })
 }
 
@@ -469,6 +653,33 @@ fn check_kernel_version(version: &str, overlay_verity: bool, failures: &mut Vec<
         failures.push(format!(
             "kernel {version} (≥ 6.6) refused overlayfs verity=require"
         ));
+    }
+}
+
+fn check_boot(
+    boot: &BTreeMap<String, String>,
+    ids: &BTreeMap<String, (String, String)>,
+    overlay_verity: bool,
+    data_only: bool,
+    failures: &mut Vec<String>,
+) {
+    if boot.is_empty() {
+        failures.push("no boot case ran".into());
+    }
+    for (case, got) in boot {
+        match expected_boot(case, overlay_verity, data_only) {
+            Some((want, img)) => {
+                if !got.starts_with(want) {
+                    failures.push(format!("boot {case}: want `{want}…`, got `{got}`"));
+                } else if let Some(img) = img {
+                    let hex = &ids[img].0;
+                    if !got.ends_with(&format!("won={hex}")) {
+                        failures.push(format!("boot {case}: want {img} ({hex}) mounted, got `{got}`"));
+                    }
+                }
+            }
+            None => failures.push(format!("boot {case}: no expectation")),
+        }
     }
 }
 
@@ -553,6 +764,9 @@ impl Report {
             for (t, o) in by_tool {
                 s += &format!("  {case} [{t}]: {o}\n");
             }
+        }
+        for (case, o) in &self.boot {
+            s += &format!("  boot {case}: {o}\n");
         }
         s +=
             "  matrix (build: images read as on the host / refused at mount / read differently):\n";
