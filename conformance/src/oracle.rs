@@ -37,6 +37,10 @@ pub enum Oracle {
     Fsverity,
     /// C `mount.composefs` 1.0.8 (scripts/oracles.d/10-mount-composefs.sh).
     MountComposefs,
+    /// C `composefs-dump` 1.0.8, built from source (scripts/oracles.d/20-c-tools.sh).
+    ComposefsDump,
+    /// C `composefs-fuse` 1.0.8 (cfs-fuse.c), built from source against the host libfuse3.
+    ComposefsFuse,
 }
 
 impl Oracle {
@@ -48,6 +52,8 @@ impl Oracle {
             Oracle::DumpErofs => "dump.erofs",
             Oracle::Fsverity => "fsverity",
             Oracle::MountComposefs => "mount.composefs",
+            Oracle::ComposefsDump => "composefs-dump",
+            Oracle::ComposefsFuse => "composefs-fuse",
         }
     }
 

@@ -13,6 +13,8 @@ pub struct AtomicFile {
     temp: tempfile::NamedTempFile,
     dest: PathBuf,
     mode: u32,
+    /// Whether the process umask still applies to `mode`.
+    masked: bool,
 }
 
 impl AtomicFile {
@@ -28,7 +30,16 @@ impl AtomicFile {
             temp,
             dest: dest.to_path_buf(),
             mode,
+            masked: true,
         })
+    }
+
+    /// Like [`AtomicFile::create`], but `mode` is applied as is, ignoring the umask: for
+    /// replacing an existing file while keeping its permissions, as rewriting it in place would.
+    pub fn create_with_exact_mode(dest: &Path, mode: u32) -> io::Result<AtomicFile> {
+        let mut f = AtomicFile::create(dest, mode)?;
+        f.masked = false;
+        Ok(f)
     }
 
     pub fn file(&mut self) -> &mut File {
@@ -38,7 +49,12 @@ impl AtomicFile {
     /// Sets the final permissions, flushes the data to disk and renames the file into place.
     pub fn commit(self) -> io::Result<()> {
         let file = self.temp.as_file();
-        file.set_permissions(Permissions::from_mode(self.mode & !current_umask()))?;
+        let mode = if self.masked {
+            self.mode & !current_umask()
+        } else {
+            self.mode
+        };
+        file.set_permissions(Permissions::from_mode(mode))?;
         file.sync_all()?;
         self.temp.persist(&self.dest).map_err(|e| e.error)?;
         Ok(())

@@ -22,7 +22,11 @@ pub enum ReadMode {
     Clean,
     /// The tree C's `composefs-info` builds (`lcfs_load_node_from_image`), quirks included:
     /// xattrs local-first in C's order, a redirect read with C's extra bytes, every character
-    /// device 0 hidden, escaped whiteouts as character devices 0.
+    /// device 0 hidden, escaped whiteouts as character devices 0. C's `composefs-dump` loads
+    /// its source with the same function, so writing this tree with the V1 writer at the
+    /// source's `composefs_version` gives what C's `composefs-dump` writes — including where
+    /// that differs from the source (a hardlinked inode moves to its first depth-first path;
+    /// a redirect picks up C's extra bytes).
     ComposefsInfo,
 }
 
@@ -111,10 +115,7 @@ impl<'a> Builder<'a> {
                 }
                 if raw.name_is(REDIRECT) {
                     if is_reg {
-                        match x.value.split_first() {
-                            Some((b'/', rest)) if !rest.is_empty() => payload = Some(rest),
-                            _ => return Err(ReadError::at(K::BadRedirect, at)),
-                        }
+                        payload = Some(parse_redirect(x.value).map_err(|k| ReadError::at(k, at))?);
                     }
                     continue;
                 }
@@ -180,9 +181,17 @@ fn concat(a: &[u8], b: &[u8]) -> Box<[u8]> {
     v.into_boxed_slice()
 }
 
+/// An overlay redirect value: `/` and the object's path below the basedir.
+pub(crate) fn parse_redirect(v: &[u8]) -> Result<&[u8], K> {
+    match v.split_first() {
+        Some((b'/', rest)) if !rest.is_empty() => Ok(rest),
+        _ => Err(K::BadRedirect),
+    }
+}
+
 /// An overlay metacopy value: empty (no digest), or version 0, its own length, flags 0, and
 /// an fs-verity algorithm with a digest of that algorithm's size.
-fn parse_metacopy(v: &[u8]) -> Result<Option<Digest>, K> {
+pub(crate) fn parse_metacopy(v: &[u8]) -> Result<Option<Digest>, K> {
     if v.is_empty() {
         return Ok(None);
     }

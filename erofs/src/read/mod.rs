@@ -44,13 +44,15 @@
 #![forbid(unsafe_code)]
 
 pub mod image;
+pub mod lazy;
 pub(crate) mod node;
 pub(crate) mod walk;
 
 mod build;
 
 pub use build::ReadMode;
-pub use image::{ImageView, RawInode};
+pub use image::{ImageView, RawDirent, RawInode};
+pub use lazy::{Content, DirListing};
 pub use node::{CNode, XattrRef};
 
 use crate::tree::{Mtime, Tree};
@@ -221,6 +223,28 @@ pub fn read_image_with(bytes: &[u8], mode: ReadMode) -> Result<Image, ReadError>
         has_acl: view.flags & crate::format::COMPOSEFS_FLAGS_HAS_ACL != 0,
         build_time: view.build_time,
     })
+}
+
+/// The header's `composefs_version`, checking only what C's `lcfs_version_from_fd` checks:
+/// the magic and the header version (a file shorter than the 32-byte header reads as zeros
+/// past its end, as C's page-sized mapping does). Everything else is [`read_image_with`]'s job.
+pub fn header_composefs_version(bytes: &[u8]) -> Result<u32, ReadError> {
+    use crate::format::{ComposefsHeader, COMPOSEFS_HEADER_VERSION, COMPOSEFS_MAGIC};
+    use zerocopy::FromBytes;
+    let mut padded = [0u8; std::mem::size_of::<ComposefsHeader>()];
+    let n = bytes.len().min(padded.len());
+    padded[..n].copy_from_slice(&bytes[..n]);
+    let header = ComposefsHeader::ref_from_bytes(&padded[..]).expect("exact size");
+    if header.magic.get() != COMPOSEFS_MAGIC {
+        return Err(ReadError::at(ReadErrorKind::BadMagic, 0));
+    }
+    if header.version.get() != COMPOSEFS_HEADER_VERSION {
+        return Err(ReadError::at(
+            ReadErrorKind::BadHeaderVersion(header.version.get()),
+            4,
+        ));
+    }
+    Ok(header.composefs_version.get())
 }
 
 /// Checks a whole image without building anything.

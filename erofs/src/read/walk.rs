@@ -80,55 +80,8 @@ impl Claims {
     /// Checks an inode met for the first time: its shape for its type, its inline data, its
     /// xattrs, and that nothing it occupies was claimed before.
     fn check_inode(&mut self, image: &ImageView<'_>, r: &RawInode) -> Result<(), ReadError> {
+        check_shape(image, r)?;
         let at = r.offset;
-        let bad_size = || ReadError::at(K::BadSize(r.size), at);
-        let layout_err = || ReadError::at(K::UnknownDataLayout, at);
-        match r.file_type {
-            FileType::Directory => {
-                if r.size == 0 || r.layout == DataLayout::ChunkBased {
-                    return Err(if r.size == 0 {
-                        bad_size()
-                    } else {
-                        layout_err()
-                    });
-                }
-                if r.layout == DataLayout::FlatInline && r.size % BLOCK_SIZE == 0 {
-                    return Err(bad_size());
-                }
-            }
-            FileType::Regular => match r.layout {
-                DataLayout::ChunkBased => {
-                    let (_, _) = r.chunking()?;
-                    let len = r.inline_len(image)?;
-                    let table = super::image::slice_at(image.bytes(), r.inline_offset(), len)?;
-                    if table.chunks_exact(4).any(|c| c != NULL_ADDR.to_le_bytes()) {
-                        return Err(ReadError::at(K::ChunkNotHole, r.inline_offset()));
-                    }
-                }
-                _ if r.size > INLINE_CONTENT_MAX => {
-                    return Err(ReadError::at(K::InlineTooLarge(r.size), at))
-                }
-                _ => {}
-            },
-            FileType::Symlink => {
-                if r.size == 0 || r.size > SYMLINK_MAX || r.layout == DataLayout::ChunkBased {
-                    return Err(ReadError::at(K::BadSymlink, at));
-                }
-            }
-            FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket => {
-                if r.layout != DataLayout::FlatPlain {
-                    return Err(layout_err());
-                }
-                if r.size != 0 {
-                    return Err(bad_size());
-                }
-            }
-        }
-
-        if r.layout == DataLayout::FlatInline && r.size > 0 && r.size % BLOCK_SIZE == 0 {
-            return Err(bad_size());
-        }
-
         // Data blocks.
         let (n, _) = r.data_extent();
         if n > 0 {
@@ -319,7 +272,60 @@ fn path_of(stack: &[Frame<'_>], name: Option<&[u8]>) -> String {
 }
 
 /// Checks one entry name as stored.
-fn check_name(name: &[u8], at: u64) -> Result<(), ReadError> {
+/// Checks what needs only the inode itself: its size and layout fit its type (as every
+/// composefs writer makes them), a chunk table holds only holes, inline files are small.
+pub(crate) fn check_shape(image: &ImageView<'_>, r: &RawInode) -> Result<(), ReadError> {
+    let at = r.offset;
+    let bad_size = || ReadError::at(K::BadSize(r.size), at);
+    let layout_err = || ReadError::at(K::UnknownDataLayout, at);
+    match r.file_type {
+        FileType::Directory => {
+            if r.size == 0 || r.layout == DataLayout::ChunkBased {
+                return Err(if r.size == 0 {
+                    bad_size()
+                } else {
+                    layout_err()
+                });
+            }
+            if r.layout == DataLayout::FlatInline && r.size % BLOCK_SIZE == 0 {
+                return Err(bad_size());
+            }
+        }
+        FileType::Regular => match r.layout {
+            DataLayout::ChunkBased => {
+                let (_, _) = r.chunking()?;
+                let len = r.inline_len(image)?;
+                let table = super::image::slice_at(image.bytes(), r.inline_offset(), len)?;
+                if table.chunks_exact(4).any(|c| c != NULL_ADDR.to_le_bytes()) {
+                    return Err(ReadError::at(K::ChunkNotHole, r.inline_offset()));
+                }
+            }
+            _ if r.size > INLINE_CONTENT_MAX => {
+                return Err(ReadError::at(K::InlineTooLarge(r.size), at))
+            }
+            _ => {}
+        },
+        FileType::Symlink => {
+            if r.size == 0 || r.size > SYMLINK_MAX || r.layout == DataLayout::ChunkBased {
+                return Err(ReadError::at(K::BadSymlink, at));
+            }
+        }
+        FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket => {
+            if r.layout != DataLayout::FlatPlain {
+                return Err(layout_err());
+            }
+            if r.size != 0 {
+                return Err(bad_size());
+            }
+        }
+    }
+    if r.layout == DataLayout::FlatInline && r.size > 0 && r.size % BLOCK_SIZE == 0 {
+        return Err(bad_size());
+    }
+    Ok(())
+}
+
+pub(crate) fn check_name(name: &[u8], at: u64) -> Result<(), ReadError> {
     let kind = if name.len() > NAME_MAX {
         K::NameTooLong
     } else if name.contains(&b'/') {

@@ -7,7 +7,9 @@
 //! options like GNU getopt and fail like C; the newer commands use clap and fail with one line
 //! `mkcfs-rs: …` and exit 1.
 
+mod dump;
 mod emit;
+mod fuse;
 mod getopt;
 mod info;
 mod karg;
@@ -51,9 +53,12 @@ Commands:
   karg         Parse, make and resolve composefs kernel arguments; `karg mount` mounts the
                image the command line names (the initramfs boot mount)
   mount        Mount an image with its object folders (drop-in for mount.composefs)
+  dump         Rewrite an image at its composefs_version (drop-in for C composefs-dump)
+  fuse         Serve an image through FUSE (drop-in for C composefs-fuse)
 
 `mkcfs-rs COMMAND --help` for each command's options. Run through a symlink named
-`mkcomposefs`, `composefs-info` or `mount.composefs`, the binary behaves as that tool.
+`mkcomposefs`, `composefs-info`, `mount.composefs`, `composefs-dump` or `composefs-fuse`, the
+binary behaves as that tool.
 ";
 
 /// Runs a clap-parsed command: `--help` prints and succeeds; a usage error or a failure is one
@@ -124,6 +129,14 @@ fn main() -> ExitCode {
             },
             &rest,
         ),
+        "composefs-dump" => dump::main(
+            &dump::Names {
+                bin: &argv0,
+                short: &prog,
+            },
+            &rest,
+        ),
+        "composefs-fuse" => fuse::main(&argv0, &prog, &rest),
         _ => match rest.first().and_then(|s| s.to_str()) {
             Some("mkcomposefs") => mkcomposefs::main("mkcomposefs", &rest[1..]),
             Some("info") => info::main(
@@ -138,6 +151,18 @@ fn main() -> ExitCode {
                     argv0: &OsString::from(format!("{argv0} mount")),
                     short: &format!("{prog} mount"),
                 },
+                &rest[1..],
+            ),
+            Some("dump") => dump::main(
+                &dump::Names {
+                    bin: &format!("{argv0} dump"),
+                    short: &format!("{prog} dump"),
+                },
+                &rest[1..],
+            ),
+            Some("fuse") => fuse::main(
+                &format!("{argv0} fuse"),
+                &format!("{prog} fuse"),
                 &rest[1..],
             ),
             Some("oci") => clap_command("oci", &rest[1..], oci::run),
