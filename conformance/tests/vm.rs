@@ -11,6 +11,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use conformance::oracle::mkcfs_rs;
+
+// Each test boots one kernel; cargo runs the two in parallel (about four minutes each under
+// TCG, most of it the matrix).
 use conformance::vm::{self, suite};
 
 fn run(name: &str) {
@@ -29,13 +32,35 @@ fn run(name: &str) {
         deadline: Duration::from_secs(300),
         matrix_limit: None,
     };
+    let start = std::time::Instant::now();
     let report = suite::run(&cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
     eprintln!("{}", report.summary());
+    eprintln!("{name}: {:.1} s in all (host preparation included)", start.elapsed().as_secs_f64());
+    check_pin(name, &report.matrix_table);
     assert!(
         report.failures.is_empty(),
         "{name}: {} failure(s):\n{}",
         report.failures.len(),
         report.summary()
+    );
+}
+
+/// The kernel matrix is pinned in `tests/vm/matrix-NAME.txt` (and published in docs/FORMAT.md):
+/// any change fails. `CFS_VM_PIN=1` rewrites the pin after a deliberate change.
+fn check_pin(name: &str, table: &str) {
+    let pin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vm")
+        .join(format!("matrix-{name}.txt"));
+    if std::env::var_os("CFS_VM_PIN").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(pin.parent().unwrap()).unwrap();
+        std::fs::write(&pin, table).unwrap();
+        return;
+    }
+    let pinned = std::fs::read_to_string(&pin)
+        .unwrap_or_else(|e| panic!("{}: {e} (CFS_VM_PIN=1 writes it)", pin.display()));
+    assert!(
+        pinned == table,
+        "{name}: the kernel matrix changed (CFS_VM_PIN=1 re-pins it after a deliberate change)\n--- pinned\n{pinned}\n--- now\n{table}"
     );
 }
 
