@@ -8,8 +8,9 @@
 //!   package under qemu and run the VM suite in it (`conformance::vm::suite`).
 //! - `conformance vm-read [--against LIST] DIR`: (in the guest) what every regular file under
 //!   DIR reads back, or how it differs from LIST.
-//! - `conformance vm-matrix DIR OUT`: (in the guest, and on the host in a private mount
-//!   namespace) mount and walk every image of a matrix folder (`conformance::vm::matrix`).
+//! - `conformance vm-matrix DIR OUT [--all-overlay-modes]`: (in the guest, and on the host in a
+//!   private mount namespace, every overlay mode) mount and walk every image of a matrix
+//!   folder (`conformance::vm::matrix`).
 //! - `conformance [run] --mkcomposefs PATH [--composefs-info PATH] [--erofs-version 1|2]
 //!   [--filter PATTERN] [--junit FILE]`: judge an mkcomposefs-compatible executable against
 //!   the vectors; exits non-zero on any failure.
@@ -65,7 +66,8 @@ fn main() -> ExitCode {
         Some("vm-read") => vm_read(&args[1..]),
         Some("vm-matrix") => match args.get(1..3) {
             Some([dir, out]) => {
-                match conformance::vm::matrix::read_folder(dir.as_ref(), out.as_ref()) {
+                let all_modes = args.iter().any(|a| a == "--all-overlay-modes");
+                match conformance::vm::matrix::read_folder(dir.as_ref(), out.as_ref(), all_modes) {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         eprintln!("vm-matrix: {e}");
@@ -74,7 +76,7 @@ fn main() -> ExitCode {
                 }
             }
             _ => {
-                eprintln!("usage: conformance vm-matrix DIR OUT");
+                eprintln!("usage: conformance vm-matrix DIR OUT [--all-overlay-modes]");
                 ExitCode::FAILURE
             }
         },

@@ -15,14 +15,12 @@ use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
 
 use cfs_erofs::dumpfile::{parse_bytes, ParseOptions};
-use cfs_erofs::mount::{self, MountOptions};
+use cfs_erofs::mount::{self, MountOptions, OverlayMode, OverlayVia, Strategy};
 use cfs_erofs::tree::{FileData, InodeKind};
 
 use super::VmError;
 use crate::vectors::{self, Build, Manifest};
 
-/// The two ways each image is read.
-pub const LAYERS: [&str; 2] = ["erofs", "overlay"];
 
 /// One image of the matrix, with every (build, vector) it stands for.
 #[derive(Debug)]
@@ -196,23 +194,54 @@ fn read_erofs(image: &Path, at: &Path) -> Result<String, String> {
     out
 }
 
-fn read_overlay(image: &Path, objects: &Path, at: &Path) -> Result<String, String> {
+/// The name of the overlay layer by the way it was mounted: overlayfs semantics differ
+/// between them (a plain lower layer merges the object folder into the root), so each is
+/// compared with the host's reading through the same way.
+fn overlay_layer(via: OverlayVia) -> &'static str {
+    match via {
+        OverlayVia::NewApi => "overlay-newapi",
+        OverlayVia::LegacyDataOnly => "overlay-dataonly",
+        OverlayVia::LegacyPlainLower => "overlay-plainlower",
+    }
+}
+
+/// The overlay modes the host reads every image through (a guest uses whichever its kernel
+/// takes).
+const HOST_MODES: [OverlayMode; 3] = [OverlayMode::Auto, OverlayMode::Legacy, OverlayMode::LegacyPlainLower];
+
+/// Mounts composefs-style with `mode` and walks; the layer name says how it was mounted.
+fn read_overlay(image: &Path, objects: &Path, at: &Path, mode: OverlayMode) -> (String, Result<String, String>) {
     let opts = MountOptions {
         objdirs: vec![objects.to_path_buf()],
         readonly: true,
+        strategy: Strategy {
+            overlay: mode,
+            ..Strategy::default()
+        },
         ..MountOptions::default()
     };
-    mount::mount_image(image, at, &opts).map_err(|e| e.c_message())?;
+    let fallback = match mode {
+        OverlayMode::Auto => "overlay",
+        OverlayMode::Legacy => "overlay-dataonly",
+        OverlayMode::LegacyPlainLower => "overlay-plainlower",
+    };
+    let mounted = match mount::mount_image(image, at, &opts) {
+        Ok(m) => m,
+        Err(e) => return (fallback.to_string(), Err(e.c_message())),
+    };
     let out = listing(at, true);
-    rustix::mount::unmount(at, rustix::mount::UnmountFlags::DETACH)
-        .map_err(|e| format!("umount: {e}"))?;
-    out
+    let out = match rustix::mount::unmount(at, rustix::mount::UnmountFlags::DETACH) {
+        Ok(()) => out,
+        Err(e) => Err(format!("umount: {e}")),
+    };
+    (overlay_layer(mounted.overlay).to_string(), out)
 }
 
-/// Reads every image of the matrix folder `dir` through both layers. Writes `OUT/outcomes`
-/// (`N LAYER OUTCOME` per line) and, for every outcome that is a listing, `OUT/N.LAYER` with
-/// the listing — only where it differs from `dir/expected` when that exists.
-pub fn read_folder(dir: &Path, out: &Path) -> Result<(), VmError> {
+/// Reads every image of the matrix folder `dir` as EROFS and composefs-style (with `all_modes`,
+/// through every overlay mode, as the host does). Writes `OUT/outcomes` (`N LAYER OUTCOME` per
+/// line) and, for every outcome that is a listing, `OUT/N.LAYER` with the listing — only where
+/// it differs from `dir/expected` when that exists.
+pub fn read_folder(dir: &Path, out: &Path, all_modes: bool) -> Result<(), VmError> {
     fs::create_dir_all(out).map_err(|e| VmError::io(out, e))?;
     let list =
         fs::read_to_string(dir.join("list")).map_err(|e| VmError::io(&dir.join("list"), e))?;
@@ -239,11 +268,13 @@ pub fn read_folder(dir: &Path, out: &Path) -> Result<(), VmError> {
             continue;
         };
         let image = dir.join("img").join(format!("{n}.cfs"));
-        for layer in LAYERS {
-            let l = match layer {
-                "erofs" => read_erofs(&image, &e_at),
-                _ => read_overlay(&image, &dir.join("objects"), &o_at),
-            };
+        let modes: &[OverlayMode] = if all_modes { &HOST_MODES } else { &HOST_MODES[..1] };
+        let mut reads = vec![("erofs".to_string(), read_erofs(&image, &e_at))];
+        for mode in modes {
+            reads.push(read_overlay(&image, &dir.join("objects"), &o_at, *mode));
+        }
+        for (layer, l) in reads {
+            let layer = layer.as_str();
             let o = outcome_of(&l).replace('\n', " ");
             let key = (n.to_string(), layer.to_string());
             if let Ok(text) = &l {
@@ -295,10 +326,27 @@ pub fn compare(
     for line in list.lines() {
         let mut parts = line.split(' ');
         let Some(n) = parts.next() else { continue };
-        let mut verdict = Verdict::Identical;
-        for layer in LAYERS {
+        let mut layers: Vec<&str> = guest
+            .keys()
+            .filter(|(m, _)| m == n)
+            .map(|(_, l)| l.as_str())
+            .collect();
+        // a guest that refused the overlay outright names no mode: compare with the host's
+        // default mount
+        layers.sort_by_key(|l| *l != "erofs");
+        let mut verdict = if layers.is_empty() {
+            Verdict::Differs("no outcome from the guest".into())
+        } else {
+            Verdict::Identical
+        };
+        for layer in layers {
             let key = (n.to_string(), layer.to_string());
-            let (h, g) = (host.get(&key), guest.get(&key));
+            let host_key = if host.contains_key(&key) {
+                key.clone()
+            } else {
+                (n.to_string(), "overlay-newapi".to_string())
+            };
+            let (h, g) = (host.get(&host_key), guest.get(&key));
             if h == g {
                 continue;
             }
@@ -310,8 +358,9 @@ pub fn compare(
                 (Some(h), Some(g)) if h.starts_with("refused") => Verdict::Differs(format!(
                     "{layer}: the host refuses ({h}), the guest reads it ({g})"
                 )),
+                (None, Some(g)) => Verdict::Differs(format!("{layer}: no host reading to compare ({g})")),
                 _ => {
-                    let host_text = fs::read_to_string(host_texts.join(format!("{n}.{layer}")))
+                    let host_text = fs::read_to_string(host_texts.join(format!("{n}.{}", host_key.1)))
                         .unwrap_or_default();
                     let guest_text = guest_texts
                         .get(&format!("matrix/{n}.{layer}"))
@@ -331,6 +380,15 @@ pub fn compare(
         }
     }
     out
+}
+
+/// The overlay modes a guest's outcomes used, with their counts (for the table's header).
+pub fn modes_used(guest: &BTreeMap<(String, String), String>) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for (_, layer) in guest.keys().filter(|(_, l)| l != "erofs") {
+        *m.entry(layer.clone()).or_insert(0) += 1;
+    }
+    m
 }
 
 fn first_difference(host: &str, guest: &str) -> String {

@@ -411,7 +411,15 @@ pub fn run(cfg: &Config) -> Result<Report, VmError> {
         &guest_outcomes,
         &run.results,
     );
-    let matrix_table = matrix::table(&verdicts);
+    let modes: Vec<String> = matrix::modes_used(&guest_outcomes)
+        .into_iter()
+        .map(|(m, n)| format!("{m} {n}"))
+        .collect();
+    let matrix_table = format!(
+        "composefs mounts by overlay mode: {}\n{}",
+        modes.join(", "),
+        matrix::table(&verdicts)
+    );
     let mut failures = Vec::new();
     if guest_outcomes.is_empty() {
         failures.push("the guest read no matrix image".into());
@@ -650,6 +658,7 @@ fn prepare_matrix(
         .arg("vm-matrix")
         .arg(dir)
         .arg(host_out)
+        .arg("--all-overlay-modes")
         .output()
         .map_err(|e| VmError::Tool("unshare".into(), e.to_string()))?;
     if !out.status.success() {
