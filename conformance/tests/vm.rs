@@ -29,7 +29,7 @@ fn run(name: &str) {
         mkcfs_rs: mkcfs_rs(),
         conformance: PathBuf::from(env!("CARGO_BIN_EXE_conformance")),
         mount_tools: vec![suite::MountTool::C, suite::MountTool::Ours],
-        deadline: Duration::from_secs(300),
+        deadline: Duration::from_secs(600),
         matrix_limit: None,
     };
     let start = std::time::Instant::now();

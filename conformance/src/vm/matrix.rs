@@ -154,7 +154,28 @@ pub fn write_folder(images: &[Image], dir: &Path) -> Result<(), VmError> {
         }
     }
     let p = dir.join("list");
-    fs::write(&p, list).map_err(|e| VmError::io(&p, e))
+    fs::write(&p, list).map_err(|e| VmError::io(&p, e))?;
+    fixed_times(&objs)
+}
+
+/// Sets every time under `dir` to a whole second: the guest's copy (`mkfs.ext4 -d`) keeps
+/// seconds only, and a plain lower layer shows the object folder's entries in the root.
+fn fixed_times(dir: &Path) -> Result<(), VmError> {
+    use rustix::fs::{utimensat, AtFlags, Timespec, Timestamps, CWD};
+    let t = Timespec {
+        tv_sec: 1_700_000_000,
+        tv_nsec: 0,
+    };
+    for e in fs::read_dir(dir).map_err(|e| VmError::io(dir, e))? {
+        let p = e.map_err(|e| VmError::io(dir, e))?.path();
+        if p.is_dir() {
+            fixed_times(&p)?;
+        }
+        utimensat(CWD, &p, &Timestamps { last_access: t, last_modification: t }, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| VmError::io(&p, e.into()))?;
+    }
+    let times = Timestamps { last_access: t, last_modification: t };
+    utimensat(CWD, dir, &times, AtFlags::empty()).map_err(|e| VmError::io(dir, e.into()))
 }
 
 /// What reading one image through one layer gave: the listing's sha256, or the refusal.
