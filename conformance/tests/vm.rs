@@ -35,7 +35,10 @@ fn run(name: &str) {
     let start = std::time::Instant::now();
     let report = suite::run(&cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
     eprintln!("{}", report.summary());
-    eprintln!("{name}: {:.1} s in all (host preparation included)", start.elapsed().as_secs_f64());
+    eprintln!(
+        "{name}: {:.1} s in all (host preparation included)",
+        start.elapsed().as_secs_f64()
+    );
     check_pin(name, &report.matrix_table);
     assert!(
         report.failures.is_empty(),

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::os::fd::AsFd as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cfs_erofs::dumpfile::{parse_bytes, ParseOptions};
 use cfs_erofs::mount::{self, MountOptions, OverlayMode, OverlayVia, Strategy};
@@ -20,7 +20,6 @@ use cfs_erofs::tree::{FileData, InodeKind};
 
 use super::VmError;
 use crate::vectors::{self, Build, Manifest};
-
 
 /// One image of the matrix, with every (build, vector) it stands for.
 #[derive(Debug)]
@@ -171,10 +170,21 @@ fn fixed_times(dir: &Path) -> Result<(), VmError> {
         if p.is_dir() {
             fixed_times(&p)?;
         }
-        utimensat(CWD, &p, &Timestamps { last_access: t, last_modification: t }, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| VmError::io(&p, e.into()))?;
+        utimensat(
+            CWD,
+            &p,
+            &Timestamps {
+                last_access: t,
+                last_modification: t,
+            },
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| VmError::io(&p, e.into()))?;
     }
-    let times = Timestamps { last_access: t, last_modification: t };
+    let times = Timestamps {
+        last_access: t,
+        last_modification: t,
+    };
     utimensat(CWD, dir, &times, AtFlags::empty()).map_err(|e| VmError::io(dir, e.into()))
 }
 
@@ -228,10 +238,19 @@ fn overlay_layer(via: OverlayVia) -> &'static str {
 
 /// The overlay modes the host reads every image through (a guest uses whichever its kernel
 /// takes).
-const HOST_MODES: [OverlayMode; 3] = [OverlayMode::Auto, OverlayMode::Legacy, OverlayMode::LegacyPlainLower];
+const HOST_MODES: [OverlayMode; 3] = [
+    OverlayMode::Auto,
+    OverlayMode::Legacy,
+    OverlayMode::LegacyPlainLower,
+];
 
 /// Mounts composefs-style with `mode` and walks; the layer name says how it was mounted.
-fn read_overlay(image: &Path, objects: &Path, at: &Path, mode: OverlayMode) -> (String, Result<String, String>) {
+fn read_overlay(
+    image: &Path,
+    objects: &Path,
+    at: &Path,
+    mode: OverlayMode,
+) -> (String, Result<String, String>) {
     let opts = MountOptions {
         objdirs: vec![objects.to_path_buf()],
         readonly: true,
@@ -269,8 +288,11 @@ pub fn read_folder(dir: &Path, out: &Path, all_modes: bool) -> Result<(), VmErro
     let expected = fs::read_to_string(dir.join("expected"))
         .ok()
         .map(|t| parse_outcomes(&t));
-    let scratch = PathBuf::from("/tmp/cfs-matrix");
-    let (e_at, o_at) = (scratch.join("e"), scratch.join("o"));
+    let scratch = tempfile::Builder::new()
+        .prefix("cfs-matrix-")
+        .tempdir()
+        .map_err(|e| VmError::io(Path::new("/tmp"), e))?;
+    let (e_at, o_at) = (scratch.path().join("e"), scratch.path().join("o"));
     for d in [&e_at, &o_at] {
         fs::create_dir_all(d).map_err(|e| VmError::io(d, e))?;
     }
@@ -289,13 +311,20 @@ pub fn read_folder(dir: &Path, out: &Path, all_modes: bool) -> Result<(), VmErro
             continue;
         };
         let image = dir.join("img").join(format!("{n}.cfs"));
-        let modes: &[OverlayMode] = if all_modes { &HOST_MODES } else { &HOST_MODES[..1] };
+        let modes: &[OverlayMode] = if all_modes {
+            &HOST_MODES
+        } else {
+            &HOST_MODES[..1]
+        };
         let mut reads = vec![("erofs".to_string(), read_erofs(&image, &e_at))];
         for mode in modes {
             reads.push(read_overlay(&image, &dir.join("objects"), &o_at, *mode));
         }
+        let scratch_name = scratch.path().display().to_string();
         for (layer, l) in reads {
             let layer = layer.as_str();
+            // the scratch folder's random name must not make two readings differ
+            let l = l.map_err(|e| e.replace(&scratch_name, "<mnt>"));
             let o = outcome_of(&l).replace('\n', " ");
             let key = (n.to_string(), layer.to_string());
             if let Ok(text) = &l {
@@ -379,10 +408,13 @@ pub fn compare(
                 (Some(h), Some(g)) if h.starts_with("refused") => Verdict::Differs(format!(
                     "{layer}: the host refuses ({h}), the guest reads it ({g})"
                 )),
-                (None, Some(g)) => Verdict::Differs(format!("{layer}: no host reading to compare ({g})")),
+                (None, Some(g)) => {
+                    Verdict::Differs(format!("{layer}: no host reading to compare ({g})"))
+                }
                 _ => {
-                    let host_text = fs::read_to_string(host_texts.join(format!("{n}.{}", host_key.1)))
-                        .unwrap_or_default();
+                    let host_text =
+                        fs::read_to_string(host_texts.join(format!("{n}.{}", host_key.1)))
+                            .unwrap_or_default();
                     let guest_text = guest_texts
                         .get(&format!("matrix/{n}.{layer}"))
                         .map(|b| String::from_utf8_lossy(b).into_owned())

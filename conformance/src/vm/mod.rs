@@ -211,8 +211,8 @@ pub fn boot(spec: &GuestSpec) -> Result<GuestRun, VmError> {
     let last_step = b
         .console
         .lines()
-        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("@@step "))
-        .last()
+        .rev()
+        .find_map(|l| l.trim_end_matches('\r').strip_prefix("@@step "))
         .unwrap_or("boot")
         .to_string();
     let console_tail = qemu::tail(&b.console, 60);

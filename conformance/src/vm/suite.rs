@@ -457,12 +457,21 @@ pub fn run(cfg: &Config) -> Result<Report, VmError> {
     })
 }
 
-
 /// The boot images: name, OCI layout, `mkcfs-rs oci` options, fs-verity algorithm.
 const BOOT_IMAGES: [(&str, &str, &[&str], &str); 4] = [
     ("v1-sha256", "synthetic", &[], "sha256"),
-    ("v1-sha512-bootable", "bootable", &["--bootable", "--hash", "sha512"], "sha512"),
-    ("v2-sha256", "synthetic", &["--erofs-version", "2"], "sha256"),
+    (
+        "v1-sha512-bootable",
+        "bootable",
+        &["--bootable", "--hash", "sha512"],
+        "sha512",
+    ),
+    (
+        "v2-sha256",
+        "synthetic",
+        &["--erofs-version", "2"],
+        "sha256",
+    ),
     (
         "v2-sha512-bootable",
         "bootable",
@@ -496,7 +505,8 @@ fn prepare_boot(mkcfs_rs: &Path, work: &Path) -> Result<BootInputs, VmError> {
             .map_err(|e| VmError::Tool("mkcfs-rs oci".into(), e.to_string()))?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let mut lines = text.lines();
-        let (Some(hex), Some(karg), true) = (lines.next(), lines.next(), out.status.success()) else {
+        let (Some(hex), Some(karg), true) = (lines.next(), lines.next(), out.status.success())
+        else {
             return Err(VmError::Tool(
                 "mkcfs-rs oci".into(),
                 format!("{name}: {}", String::from_utf8_lossy(&out.stderr)),
@@ -510,11 +520,7 @@ fn prepare_boot(mkcfs_rs: &Path, work: &Path) -> Result<BootInputs, VmError> {
         "composefs.digest=v1-sha256-12:{missing} {}",
         ids["v1-sha256"].1
     );
-    Ok(BootInputs {
-        vars,
-        cmdline,
-        ids,
-    })
+    Ok(BootInputs { vars, cmdline, ids })
 }
 
 const BOOT_SCRIPT: &str = r#"
@@ -603,7 +609,9 @@ fn expected_boot(
         "v2-sha256-legacy" => verified("v2-sha256"),
         "v2-sha512-bootable-legacy" => verified("v2-sha512-bootable"),
         "several-first-missing" => verified("v1-sha512-bootable"),
-        "lying-image" | "wrong-format" | "none-present" | "secure-without-verity" => ("refused ", None),
+        "lying-image" | "wrong-format" | "none-present" | "secure-without-verity" => {
+            ("refused ", None)
+        }
         "insecure-without-verity" => ("mounted tree=same no-verity", Some("v1-sha256")),
         // Without data-only lower layers (before 6.5) the objects folder is a plain lower
         // layer: V1 images hide its fan-out folders behind their 256 whiteout stubs, V2 images
@@ -703,7 +711,9 @@ fn check_boot(
                 } else if let Some(img) = img {
                     let hex = &ids[img].0;
                     if !got.ends_with(&format!("won={hex}")) {
-                        failures.push(format!("boot {case}: want {img} ({hex}) mounted, got `{got}`"));
+                        failures.push(format!(
+                            "boot {case}: want {img} ({hex}) mounted, got `{got}`"
+                        ));
                     }
                 }
             }
