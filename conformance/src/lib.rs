@@ -9,4 +9,5 @@ pub mod namespace;
 pub mod oracle;
 pub mod strategy;
 pub mod vectors;
+pub mod vm;
 pub mod walk;

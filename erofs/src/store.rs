@@ -4,21 +4,50 @@
 //! Objects are written atomically (temporary file in the store's root, `fchmod 0644`, fsync,
 //! rename), so a crash or error never leaves a half-written object under its final name. An
 //! object that already exists is left alone: its name is its content's digest.
+//!
+//! Like C mkcomposefs, each new object gets fs-verity enabled before it is renamed into place
+//! ([`try_enable_verity`]), so that overlayfs `verity=require` can check it; where the
+//! filesystem or kernel has no fs-verity the object is stored without.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::tree::HashAlgorithm;
+
 /// A digest store rooted at a folder.
 #[derive(Clone, Debug)]
 pub struct ObjectStore {
     root: PathBuf,
+    verity: HashAlgorithm,
+}
+
+/// Tries to enable fs-verity (`alg`, 4096-byte blocks, no salt) on the finished file at
+/// `path`, which must not be open for writing. Every failure is ignored, as C mkcomposefs
+/// ignores it: a filesystem or kernel without fs-verity, a file that already has it. Returns
+/// whether the kernel enabled it.
+pub fn try_enable_verity(path: &Path, alg: HashAlgorithm) -> bool {
+    use std::os::fd::AsFd as _;
+    File::open(path)
+        .and_then(|f| crate::fsverity::kernel::enable(f.as_fd(), alg))
+        .is_ok()
 }
 
 impl ObjectStore {
+    /// A store whose objects get sha256 fs-verity, like C mkcomposefs's.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        ObjectStore { root: root.into() }
+        ObjectStore {
+            root: root.into(),
+            verity: HashAlgorithm::Sha256,
+        }
+    }
+
+    /// The fs-verity algorithm enabled on new objects (the image's digest algorithm, so that
+    /// the kernel's measurement matches the metacopy digest).
+    pub fn with_verity_algorithm(mut self, alg: HashAlgorithm) -> Self {
+        self.verity = alg;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -75,6 +104,9 @@ impl ObjectStore {
         file.flush()?;
         file.set_permissions(fs::Permissions::from_mode(0o644))?;
         file.sync_all()?;
+        // fs-verity needs the file closed for writing, before it gets its final name.
+        let temp = temp.into_temp_path();
+        try_enable_verity(&temp, self.verity);
         temp.persist(&dest).map_err(|e| e.error)?;
         Ok(())
     }

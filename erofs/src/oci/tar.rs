@@ -413,10 +413,12 @@ impl TapState {
 struct ObjectWriter {
     store: PathBuf,
     file: tempfile::NamedTempFile,
+    /// The fs-verity algorithm enabled on the object (the image's).
+    verity: HashAlgorithm,
 }
 
 impl ObjectWriter {
-    fn new(store: &Path) -> Result<Self, TarError> {
+    fn new(store: &Path, verity: HashAlgorithm) -> Result<Self, TarError> {
         let err = |source| TarError::Store {
             path: store.to_owned(),
             source,
@@ -429,6 +431,7 @@ impl ObjectWriter {
         Ok(ObjectWriter {
             store: store.to_owned(),
             file,
+            verity,
         })
     }
 
@@ -439,8 +442,9 @@ impl ObjectWriter {
         })
     }
 
-    /// Syncs the object and renames it to its final `XX/rest` name; an existing object of that
-    /// name is kept (same digest, same content).
+    /// Syncs the object, tries to enable fs-verity on it (as C mkcomposefs does) and renames it
+    /// to its final `XX/rest` name; an existing object of that name is kept (same digest, same
+    /// content).
     fn commit(self, object_path: &str) -> Result<(), TarError> {
         let dest = self.store.join(object_path);
         let err = |source| TarError::Store {
@@ -453,7 +457,9 @@ impl ObjectWriter {
         self.file.as_file().sync_all().map_err(err)?;
         let dir = dest.parent().expect("object path has a folder");
         std::fs::create_dir_all(dir).map_err(err)?;
-        self.file.persist(&dest).map_err(|e| err(e.error))?;
+        let temp = self.file.into_temp_path();
+        crate::store::try_enable_verity(&temp, self.verity);
+        temp.persist(&dest).map_err(|e| err(e.error))?;
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(err)?;
@@ -637,7 +643,7 @@ fn convert<R: Read>(
         } else {
             let mut hasher = FsVerityHasher::new(opts.algorithm);
             let mut object = match &opts.digest_store {
-                Some(store) => Some(ObjectWriter::new(store)?),
+                Some(store) => Some(ObjectWriter::new(store, opts.algorithm)?),
                 None => None,
             };
             let mut seen = 0u64;

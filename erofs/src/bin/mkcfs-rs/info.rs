@@ -12,8 +12,9 @@
 //! Deliberate differences from C 1.0.8:
 //! - `measure-file` of an empty file prints the kernel's digest (what `fsverity digest` and
 //!   `FS_IOC_MEASURE_VERITY` give); C computes a different value for empty files.
-//! - `measure-file` computes the digest itself and never asks the kernel, so a file whose
-//!   fs-verity data disagree with its content is measured by its content.
+//! - `measure-file` asks the kernel first, like C (`FS_IOC_MEASURE_VERITY`), and computes the
+//!   digest itself only for a file without fs-verity. A file with a sha512 fs-verity digest is
+//!   refused with that reason (C prints a stale `errno`).
 //! - a `measure-file` read failure ends with a newline (C's message lacks it) and reports the
 //!   read's own error (C reports a stale `errno`, e.g. `No data available` for a directory).
 
@@ -288,7 +289,8 @@ fn info_error(names: &Names, path: &Path, e: &InfoError) -> Exit {
     }
 }
 
-/// `measure-file`: the fs-verity sha256 digest of each file, computed from its content.
+/// `measure-file`: the fs-verity sha256 digest of each file: the kernel's measurement where
+/// the file has fs-verity, else computed from its content.
 fn measure_files(names: &Names, paths: &[OsString]) -> Exit {
     if paths.is_empty() {
         eprintln!("No files specified");
@@ -303,7 +305,19 @@ fn measure_files(names: &Names, paths: &[OsString]) -> Exit {
             Ok(f) => f,
             Err(e) => return fail_errno(names.short, &format!("Failed to open '{shown}'"), &e),
         };
-        let digest = match fsverity::digest_reader(HashAlgorithm::Sha256, file) {
+        let measured =
+            fsverity::kernel::measure(std::os::fd::AsFd::as_fd(&file)).and_then(|k| match k {
+                Some(d) if d.algorithm() == HashAlgorithm::Sha256 => Ok(d),
+                Some(d) => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "its fs-verity digest is {}, not sha256",
+                        d.algorithm().name()
+                    ),
+                )),
+                None => fsverity::digest_reader(HashAlgorithm::Sha256, file),
+            });
+        let digest = match measured {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("failed to measure '{shown}': {}", cfs_erofs::io_message(&e));
