@@ -4,6 +4,7 @@
 pub mod composefs_rs;
 pub mod corpus;
 pub mod kernel;
+pub mod oci_gen;
 pub mod oracle;
 pub mod strategy;
 pub mod vectors;

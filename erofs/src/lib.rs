@@ -20,6 +20,7 @@ pub mod info;
 pub mod karg;
 pub mod oci;
 pub mod read;
+pub mod repo;
 pub mod scan;
 pub mod store;
 pub mod tree;
