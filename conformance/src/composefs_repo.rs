@@ -158,12 +158,24 @@ pub fn entries(root: &Path) -> BTreeMap<String, Entry> {
 
 /// A splitstream's meaning: content type, size, named refs by name → target hex, object refs
 /// in chunk order. Two manifests that differ only in stream-ref order mean the same.
-pub fn meaning(path: &Path) -> String {
+/// Named refs that lead to other splitstreams are compared by those streams' meaning.
+pub fn meaning(repo: &Path, path: &Path) -> String {
     let s = SplitStream::parse(&fs::read(path).unwrap(), None, &Limits::default()).unwrap();
     let names: BTreeMap<_, _> = s
         .named_refs
         .iter()
-        .map(|(n, i)| (n.clone(), s.stream_refs[*i].to_hex()))
+        .map(|(n, i)| {
+            let d = &s.stream_refs[*i];
+            let obj = repo.join("objects").join(d.object_path());
+            let nested = fs::read(&obj)
+                .ok()
+                .filter(|b| SplitStream::parse(b, None, &Limits::default()).is_ok());
+            let value = match nested {
+                Some(_) => format!("({})", meaning(repo, &obj)),
+                None => d.to_hex(),
+            };
+            (n.clone(), value)
+        })
         .collect();
     format!(
         "type {:x} size {} named {names:?} objects {:?}",

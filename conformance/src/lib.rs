@@ -1,6 +1,7 @@
 //! The conformance suite's shared parts: where the oracles are, helpers to run them, the C corpus,
 //! kernel mount harness, and the test vectors with their runner.
 
+pub mod composefs_repo;
 pub mod composefs_rs;
 pub mod corpus;
 pub mod kernel;

@@ -2,7 +2,7 @@
 //!
 //! Run as `mkcomposefs` (a symlink) it is a drop-in for C mkcomposefs 1.0.8; run as
 //! `composefs-info` it is a drop-in for composefs-info. Otherwise the first argument names a
-//! command: `mkcomposefs`, `info`, `oci`, `tar`, `karg`; anything else is taken as mkcomposefs
+//! command: `mkcomposefs`, `info`, `oci`, `tar`, `karg`, `repo`; anything else is taken as mkcomposefs
 //! arguments. Every command is a thin layer over the `cfs_erofs` library. The drop-ins parse
 //! options like GNU getopt and fail like C; the newer commands use clap and fail with one line
 //! `mkcfs-rs: …` and exit 1.
@@ -14,6 +14,7 @@ mod karg;
 mod mkcomposefs;
 mod oci;
 mod progress;
+mod repo;
 mod tar;
 mod tee;
 
@@ -48,6 +49,8 @@ Commands:
   oci          Build an image from an OCI image layout (layers merged, whiteouts applied)
   tar          Build an image from tar layers (gzip/zstd, PAX, xattrs, hardlinks)
   karg         Parse, make and resolve composefs kernel arguments
+  repo         Check, list and collect composefs-rs repositories (fsck, ls, gc, images);
+               `oci … --repo DIR` and `tar … --repo DIR` import into one
 
 `mkcfs-rs COMMAND --help` for each command's options. Run through a symlink named
 `mkcomposefs` or `composefs-info`, the binary behaves as that tool.
@@ -125,6 +128,7 @@ fn main() -> ExitCode {
             Some("oci") => clap_command("oci", &rest[1..], oci::run),
             Some("tar") => clap_command("tar", &rest[1..], tar::run),
             Some("karg") => clap_command("karg", &rest[1..], karg::run),
+            Some("repo") => clap_command("repo", &rest[1..], repo::run),
             Some("--help" | "-h" | "help") => {
                 print!("{HELP}");
                 Exit::Success
