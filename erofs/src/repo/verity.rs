@@ -1,23 +1,22 @@
-//! Kernel fs-verity as a repository uses it: enable on a new object, measure an existing one.
-//!
-//! The ioctls themselves belong in `crate::fsverity::kernel` (with the one `unsafe` wrapper in
-//! `crate::sys`); until that lands, [`enable`] and [`measure`] report "not supported", which is
-//! exactly what a filesystem without fs-verity says, so insecure repositories work and a secure
-//! one is refused with a clear error.
+//! Kernel fs-verity as a repository uses it: enable on a new object, measure an existing one,
+//! over `crate::fsverity::kernel`.
 
 use std::fs::File;
 use std::io;
+use std::os::fd::AsFd;
 
+use crate::fsverity::kernel;
 use crate::tree::{Digest, HashAlgorithm};
 
 /// Enables fs-verity on a file opened read-only (no writable handle may be open anywhere).
-pub fn enable(_file: &File, _alg: HashAlgorithm) -> io::Result<()> {
-    Err(io::Error::from(io::ErrorKind::Unsupported))
+pub fn enable(file: &File, alg: HashAlgorithm) -> io::Result<()> {
+    kernel::enable(file.as_fd(), alg)
 }
 
-/// The file's fs-verity digest, or `None` if verity is not enabled on it.
-pub fn measure(_file: &File, _alg: HashAlgorithm) -> io::Result<Option<Digest>> {
-    Ok(None)
+/// The file's fs-verity digest, or `None` if verity is not enabled on it (or the filesystem has
+/// none).
+pub fn measure(file: &File, _alg: HashAlgorithm) -> io::Result<Option<Digest>> {
+    kernel::measure(file.as_fd())
 }
 
 /// Whether an error from [`enable`] means "this filesystem has no fs-verity" rather than a

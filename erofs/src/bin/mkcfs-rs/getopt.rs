@@ -153,3 +153,108 @@ mod tests {
         assert_eq!(rest, args(&["-", "--print-digest"]));
     }
 }
+
+/// One step of POSIX `getopt(argc, argv, optstring)` as glibc runs it: an option (with its
+/// value when the spec says it takes one), or the error getopt reports for it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Short {
+    Opt(u8, Option<OsString>),
+    /// Not in the spec (`invalid option -- 'c'`).
+    Invalid(u8),
+    /// A value-taking option at the end of argv (`option requires an argument -- 'c'`).
+    MissingValue(u8),
+}
+
+/// glibc `getopt` with a short-option spec such as `"ht:o:"`: argv is permuted (operands may
+/// come first), options cluster (`-ho`), a value is attached (`-ofoo`) or the next argument
+/// (`-o foo`), `--` ends options and `-` alone is an operand. A `--long` argument is a
+/// cluster starting with the option `-`, as plain getopt sees it. Returns the steps in order
+/// (callers act on each in turn, as C's loop does) and the operands.
+pub fn getopt_short(args: &[OsString], spec: &[u8]) -> (Vec<Short>, Vec<OsString>) {
+    let takes_value = |c: u8| -> Option<bool> {
+        let i = spec.iter().position(|&s| s == c)?;
+        (c != b':').then(|| spec.get(i + 1) == Some(&b':'))
+    };
+    let mut steps = Vec::new();
+    let mut operands = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].as_bytes();
+        i += 1;
+        if arg == b"--" {
+            operands.extend(args[i..].iter().cloned());
+            break;
+        }
+        if arg.len() < 2 || arg[0] != b'-' {
+            operands.push(args[i - 1].clone());
+            continue;
+        }
+        let mut j = 1;
+        while j < arg.len() {
+            let c = arg[j];
+            j += 1;
+            match takes_value(c) {
+                None => steps.push(Short::Invalid(c)),
+                Some(false) => steps.push(Short::Opt(c, None)),
+                Some(true) if j < arg.len() => {
+                    steps.push(Short::Opt(
+                        c,
+                        Some(OsStr::from_bytes(&arg[j..]).to_os_string()),
+                    ));
+                    break;
+                }
+                Some(true) if i < args.len() => {
+                    steps.push(Short::Opt(c, Some(args[i].clone())));
+                    i += 1;
+                }
+                Some(true) => steps.push(Short::MissingValue(c)),
+            }
+        }
+    }
+    (steps, operands)
+}
+
+#[cfg(test)]
+mod short_tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+    fn opt(c: u8, v: Option<&str>) -> Short {
+        Short::Opt(c, v.map(OsString::from))
+    }
+
+    #[test]
+    fn permutes_clusters_and_attaches_values() {
+        let (s, ops) = getopt_short(
+            &args(&["img", "-t", "composefs", "mnt", "-ovalue", "-hx"]),
+            b"ht:o:",
+        );
+        assert_eq!(ops, args(&["img", "mnt"]));
+        assert_eq!(
+            s,
+            vec![
+                opt(b't', Some("composefs")),
+                opt(b'o', Some("value")),
+                opt(b'h', None),
+                Short::Invalid(b'x')
+            ]
+        );
+    }
+
+    #[test]
+    fn terminator_dash_missing_value_and_long() {
+        let (s, ops) = getopt_short(&args(&["-", "--", "-o", "x"]), b"o:");
+        assert!(s.is_empty());
+        assert_eq!(ops, args(&["-", "-o", "x"]));
+        let (s, _) = getopt_short(&args(&["a", "-o"]), b"o:");
+        assert_eq!(s, vec![Short::MissingValue(b'o')]);
+        let (s, _) = getopt_short(&args(&["--help"]), b"ho:");
+        assert_eq!(s[0], Short::Invalid(b'-'));
+        assert_eq!(s[1], opt(b'h', None));
+        assert_eq!(s[2], Short::Invalid(b'e'));
+        let (s, _) = getopt_short(&args(&["-:"]), b"o:");
+        assert_eq!(s, vec![Short::Invalid(b':')]);
+    }
+}

@@ -12,6 +12,7 @@ mod getopt;
 mod info;
 mod karg;
 mod mkcomposefs;
+mod mount;
 mod oci;
 mod progress;
 mod repo;
@@ -48,12 +49,14 @@ Commands:
   info         ls, dump, objects, missing-objects, measure-file (drop-in for composefs-info)
   oci          Build an image from an OCI image layout (layers merged, whiteouts applied)
   tar          Build an image from tar layers (gzip/zstd, PAX, xattrs, hardlinks)
-  karg         Parse, make and resolve composefs kernel arguments
+  karg         Parse, make and resolve composefs kernel arguments; `karg mount` mounts the
+               image the command line names (the initramfs boot mount)
+  mount        Mount an image with its object folders (drop-in for mount.composefs)
   repo         Check, list and collect composefs-rs repositories (fsck, ls, gc, images);
                `oci … --repo DIR` and `tar … --repo DIR` import into one
 
 `mkcfs-rs COMMAND --help` for each command's options. Run through a symlink named
-`mkcomposefs` or `composefs-info`, the binary behaves as that tool.
+`mkcomposefs`, `composefs-info` or `mount.composefs`, the binary behaves as that tool.
 ";
 
 /// Runs a clap-parsed command: `--help` prints and succeeds; a usage error or a failure is one
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "mkcfs-rs".into());
     let rest = args.split_off(1.min(args.len()));
+    let argv0_os = argv0.clone();
     let argv0 = argv0.to_string_lossy();
     let exit = match prog.as_str() {
         "mkcomposefs" => mkcomposefs::main(&prog, &rest),
@@ -116,12 +120,26 @@ fn main() -> ExitCode {
             },
             &rest,
         ),
+        "mount.composefs" => mount::main(
+            &mount::Names {
+                argv0: argv0_os.as_os_str(),
+                short: &prog,
+            },
+            &rest,
+        ),
         _ => match rest.first().and_then(|s| s.to_str()) {
             Some("mkcomposefs") => mkcomposefs::main("mkcomposefs", &rest[1..]),
             Some("info") => info::main(
                 &info::Names {
                     bin: &format!("{argv0} info"),
                     short: &format!("{prog} info"),
+                },
+                &rest[1..],
+            ),
+            Some("mount") => mount::main(
+                &mount::Names {
+                    argv0: &OsString::from(format!("{argv0} mount")),
+                    short: &format!("{prog} mount"),
                 },
                 &rest[1..],
             ),
