@@ -7,6 +7,7 @@ pub mod corpus;
 pub mod kernel;
 pub mod oci_gen;
 pub mod oracle;
+pub mod splitstream_vectors;
 pub mod strategy;
 pub mod vectors;
 pub mod walk;

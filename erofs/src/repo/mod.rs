@@ -15,6 +15,7 @@
 //! same relative targets composefs-rs computes. [`import`] brings an OCI image in as
 //! composefs-oci's `pull` does; [`check`] lists, verifies and collects any repository.
 
+pub mod boot;
 pub mod check;
 pub mod import;
 pub mod meta;

@@ -4,7 +4,7 @@
 //!   `/proc/cmdline`), one per line: the argument, then `version=`, `form=` (`legacy` for
 //!   `composefs=`, `versioned` for `composefs.digest=`), `algorithm=`, `digest=`, `insecure=`.
 //! - `make DIGEST` writes the argument for an image digest.
-//! - `resolve --store REPO [CMDLINE]` picks the image the initramfs would boot from a
+//! - `resolve --store DIR|--repo REPO [CMDLINE]` picks the image the initramfs would boot from a
 //!   composefs-rs repository (`REPO/images/<hex>`): the first argument whose image exists,
 //!   after checking every argument parses; an image whose content does not measure to its
 //!   name is an error, not a miss.
@@ -47,10 +47,15 @@ pub enum Command {
         digest: String,
     },
     /// Pick the image to boot from a composefs-rs repository
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["store", "repo"])))]
     Resolve {
-        /// The repository (holding `images/<hex>`)
+        /// A folder of images named by their digest (a repository's `images/` parent)
         #[arg(long, value_name = "DIR")]
-        store: PathBuf,
+        store: Option<PathBuf>,
+        /// A composefs-rs repository, with composefs-setup-root's rules (meta.json algorithm,
+        /// secure unless `?`, images/<hex> then images/refs/<hex>)
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
         /// The command line (default: the contents of /proc/cmdline)
         cmdline: Option<String>,
     },
@@ -108,9 +113,17 @@ pub fn run(args: &Args) -> Result<(), String> {
             println!("{k}");
             Ok(())
         }
-        Command::Resolve { store, cmdline: c } => {
-            let images = karg::FolderImages::new(store.join("images"));
-            let r = karg::resolve(&cmdline(c)?, &images).map_err(|e| e.to_string())?;
+        Command::Resolve {
+            store,
+            repo,
+            cmdline: c,
+        } => {
+            let images: Box<dyn karg::ImageStore> = match (store, repo) {
+                (_, Some(repo)) => Box::new(cfs_erofs::repo::boot::RepoImages::new(repo)),
+                (Some(store), None) => Box::new(karg::FolderImages::new(store.join("images"))),
+                (None, None) => unreachable!("clap requires one"),
+            };
+            let r = karg::resolve(&cmdline(c)?, images.as_ref()).map_err(|e| e.to_string())?;
             println!("{}", r.karg);
             Ok(())
         }
