@@ -415,6 +415,56 @@ pub fn open_layers(paths: &[&Path]) -> Result<Vec<File>, RepoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oci::tests::Layer;
+    use crate::repo::splitstream::{Limits, SplitStream};
+    use crate::repo::RepoConfig;
+    use std::io::Write;
+
+    /// Layers imported, then reassembled from their splitstreams and objects: the same bytes
+    /// (so the same diff_id); files over 64 bytes external, everything else inline.
+    #[test]
+    fn layer_streams_reassemble_to_the_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::create(
+            dir.path().join("r"),
+            &RepoConfig {
+                secure: false,
+                ..RepoConfig::default()
+            },
+        )
+        .unwrap();
+        let layers = vec![
+            Layer::new()
+                .dir("usr", 0o755)
+                .file("usr/small", &[1; 64])
+                .file("usr/big", &[2; 65])
+                .file("usr/huge", &[3; 70000])
+                .bytes(),
+            Layer::new().file("usr/.wh.small", b"").file("top", &[4; 5000]).bytes(),
+        ];
+        let imported =
+            import_tar_layers(&repo, layers.iter().map(|l| &l[..]), Some("x/y"), &ImportOptions::default())
+                .unwrap();
+        assert_eq!(imported.layers.len(), 2);
+        for ((diff_id, d), raw) in imported.layers.iter().zip(&layers) {
+            assert_eq!(diff_id, &format!("sha256:{}", hex::encode(Sha256::digest(raw))));
+            let s = SplitStream::parse(&repo.read_object(d).unwrap(), Some(repo.algorithm()), &Limits::default())
+                .unwrap();
+            let mut out = Vec::new();
+            s.reassemble(&mut out, |id, w| w.write_all(&repo.read_object(id).unwrap()))
+                .unwrap();
+            assert_eq!(&out, raw);
+            assert_eq!(s.stream_size, raw.len() as u64);
+            let sizes: Vec<usize> = s.object_refs.iter().map(|o| repo.read_object(o).unwrap().len()).collect();
+            assert!(sizes.iter().all(|&n| n > 64), "{sizes:?}");
+        }
+        assert_eq!(
+            std::fs::read_link(dir.path().join("r/images/refs/x/y")).unwrap(),
+            Path::new(&format!("../../{}", imported.default_image().to_hex()))
+        );
+        let problems = crate::repo::check::fsck(&repo).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+    }
 
     #[test]
     fn tags_encode_like_composefs_oci() {
