@@ -5,10 +5,13 @@
 //! show for a tree written in each layout: the overlay escaping, the metacopy and redirect
 //! xattrs, V1's whiteout rewriting, root opaque xattr and 256 stubs.
 
+use std::collections::BTreeMap;
+use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use cfs_erofs::tree::{FileData, FileType, Inode, InodeId, InodeKind, Tree};
+use cfs_erofs::fsverity;
+use cfs_erofs::tree::{FileData, FileType, HashAlgorithm, Inode, InodeId, InodeKind, Mtime, Tree};
 
 use crate::walk::Entry;
 
@@ -299,4 +302,53 @@ fn entry_for(tree: &Tree, inode: &Inode, path: &[u8], layout: Layout, refs: u32)
         content,
         xattrs,
     }
+}
+
+/// A tree whose external files have real objects, in an object folder laid out as composefs
+/// expects (`XX/rest`), plus the expected bytes of every regular file by path.
+pub fn tree_with_objects(objects: &Path) -> (Tree, BTreeMap<Vec<u8>, Vec<u8>>) {
+    let mut root = Inode::directory(0o755);
+    root.set_xattr(b"security.selinux", b"system_u:object_r:root_t:s0");
+    let mut tree = Tree::new(root);
+    let mut expect = BTreeMap::new();
+    let sub = tree
+        .add(InodeId::ROOT, b"sub", Inode::directory(0o700))
+        .unwrap();
+    let sizes = [1usize, 64, 65, 4095, 4096, 4097, 70_000, 1 << 20];
+    for (k, size) in sizes.iter().enumerate() {
+        let content: Vec<u8> = (0..*size).map(|i| (i * 31 + k * 7) as u8).collect();
+        let digest = fsverity::digest(HashAlgorithm::Sha256, &content);
+        let payload = digest.object_path();
+        let obj = objects.join(&payload);
+        fs::create_dir_all(obj.parent().unwrap()).unwrap();
+        fs::write(&obj, &content).unwrap();
+        let mut inode = Inode::new(
+            InodeKind::Regular(FileData::External {
+                payload: Some(payload.into_bytes().into()),
+                digest: Some(digest),
+            }),
+            0o644,
+        );
+        inode.size = *size as u64;
+        inode.mtime = Mtime::new(1_700_000_000 + k as i64, 123);
+        let name = format!("file{k}");
+        let parent = if k % 2 == 0 { InodeId::ROOT } else { sub };
+        tree.add(parent, name.as_bytes(), inode).unwrap();
+        let path = if k % 2 == 0 {
+            format!("/{name}")
+        } else {
+            format!("/sub/{name}")
+        };
+        expect.insert(path.into_bytes(), content);
+    }
+    let inline = Inode::new(
+        InodeKind::Regular(FileData::Inline(b"inline bytes"[..].into())),
+        0o600,
+    );
+    tree.add(InodeId::ROOT, b"inline", inline).unwrap();
+    expect.insert(b"/inline".to_vec(), b"inline bytes".to_vec());
+    let mut whiteout = Inode::new(InodeKind::CharDevice(0), 0o644);
+    whiteout.size = 0;
+    tree.add(sub, b"gone", whiteout).unwrap();
+    (tree, expect)
 }

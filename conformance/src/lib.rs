@@ -5,6 +5,7 @@ pub mod composefs_repo;
 pub mod composefs_rs;
 pub mod corpus;
 pub mod kernel;
+pub mod namespace;
 pub mod oci_gen;
 pub mod oracle;
 pub mod splitstream_vectors;

@@ -35,6 +35,8 @@ pub enum Oracle {
     DumpErofs,
     /// fsverity-utils `fsverity`.
     Fsverity,
+    /// C `mount.composefs` 1.0.8 (scripts/oracles.d/10-mount-composefs.sh).
+    MountComposefs,
 }
 
 impl Oracle {
@@ -45,6 +47,7 @@ impl Oracle {
             Oracle::FsckErofs => "fsck.erofs",
             Oracle::DumpErofs => "dump.erofs",
             Oracle::Fsverity => "fsverity",
+            Oracle::MountComposefs => "mount.composefs",
         }
     }
 

@@ -13,10 +13,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use cfs_erofs::dumpfile::{parse_bytes, ParseOptions};
-use cfs_erofs::fsverity;
-use cfs_erofs::tree::{FileData, HashAlgorithm, Inode, InodeId, InodeKind, Mtime, Tree};
+use cfs_erofs::tree::{FileData, InodeId, InodeKind, Mtime, Tree};
 use cfs_erofs::write::{image_bytes, write_images, WriteOptions};
-use conformance::kernel::{can_mount, expected_erofs_view, mount_and_walk, Layout};
+use conformance::kernel::{
+    can_mount, expected_erofs_view, mount_and_walk, tree_with_objects, Layout,
+};
 use conformance::strategy::arb_tree;
 use conformance::walk;
 use proptest::prelude::*;
@@ -193,55 +194,6 @@ fn kernel_reads_random_trees_as_the_tree_says() {
             Ok(())
         })
         .unwrap();
-}
-
-/// A tree whose external files have real objects, in an object folder laid out as composefs
-/// expects (`XX/rest`), plus the expected bytes of every regular file by path.
-fn tree_with_objects(objects: &Path) -> (Tree, BTreeMap<Vec<u8>, Vec<u8>>) {
-    let mut root = Inode::directory(0o755);
-    root.set_xattr(b"security.selinux", b"system_u:object_r:root_t:s0");
-    let mut tree = Tree::new(root);
-    let mut expect = BTreeMap::new();
-    let sub = tree
-        .add(InodeId::ROOT, b"sub", Inode::directory(0o700))
-        .unwrap();
-    let sizes = [1usize, 64, 65, 4095, 4096, 4097, 70_000, 1 << 20];
-    for (k, size) in sizes.iter().enumerate() {
-        let content: Vec<u8> = (0..*size).map(|i| (i * 31 + k * 7) as u8).collect();
-        let digest = fsverity::digest(HashAlgorithm::Sha256, &content);
-        let payload = digest.object_path();
-        let obj = objects.join(&payload);
-        fs::create_dir_all(obj.parent().unwrap()).unwrap();
-        fs::write(&obj, &content).unwrap();
-        let mut inode = Inode::new(
-            InodeKind::Regular(FileData::External {
-                payload: Some(payload.into_bytes().into()),
-                digest: Some(digest),
-            }),
-            0o644,
-        );
-        inode.size = *size as u64;
-        inode.mtime = Mtime::new(1_700_000_000 + k as i64, 123);
-        let name = format!("file{k}");
-        let parent = if k % 2 == 0 { InodeId::ROOT } else { sub };
-        tree.add(parent, name.as_bytes(), inode).unwrap();
-        let path = if k % 2 == 0 {
-            format!("/{name}")
-        } else {
-            format!("/sub/{name}")
-        };
-        expect.insert(path.into_bytes(), content);
-    }
-    let inline = Inode::new(
-        InodeKind::Regular(FileData::Inline(b"inline bytes"[..].into())),
-        0o600,
-    );
-    tree.add(InodeId::ROOT, b"inline", inline).unwrap();
-    expect.insert(b"/inline".to_vec(), b"inline bytes".to_vec());
-    let mut whiteout = Inode::new(InodeKind::CharDevice(0), 0o644);
-    whiteout.size = 0;
-    tree.add(sub, b"gone", whiteout).unwrap();
-    (tree, expect)
 }
 
 #[test]

@@ -138,3 +138,49 @@ fn karg_resolve_repo_reads_a_composefs_oci_repository() {
     let (ok, _, err) = resolve(&format!("composefs=?{missing}"));
     assert!(!ok && err.contains("no composefs image found"), "{err}");
 }
+
+/// `mkcfs-rs karg mount --repo` mounts an image from a repository composefs-oci wrote (first
+/// composefs argument missing), and the mounted tree's files have the image's contents.
+#[test]
+fn karg_mount_repo_boots_a_composefs_oci_repository() {
+    if !conformance::namespace::enter("karg_mount_repo_boots_a_composefs_oci_repository") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let layout = repo_root().join(LAYOUT);
+    cr::pull(&layout, "synthetic", &repo, "t", false).unwrap();
+    let v2 = cr::recorded_ids(&repo, "t").unwrap()[1].clone().unwrap();
+    let cmdline = tmp.path().join("cmdline");
+    std::fs::write(&cmdline, format!("ro composefs=?{} composefs=?{v2}\n", "8".repeat(64))).unwrap();
+    let target = tmp.path().join("root");
+    std::fs::create_dir(&target).unwrap();
+    let o = Command::new(mkcfs_rs())
+        .args(["karg", "mount", "--repo"])
+        .arg(&repo)
+        .arg("--cmdline")
+        .arg(&cmdline)
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), format!("composefs=?{v2}"));
+    let tree = tree_from_layout(&layout, None, &TarOptions::default(), XattrFilter::AllowlistOnly).unwrap();
+    let want = expected_files(&tree, &repo.join("objects"));
+    let mut got = BTreeMap::new();
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                walk(root, &p, out);
+            } else if m.is_file() {
+                let rel = format!("/{}", p.strip_prefix(root).unwrap().display());
+                out.insert(rel, hex::encode(Sha256::digest(std::fs::read(&p).unwrap())));
+            }
+        }
+    }
+    walk(&target, &target, &mut got);
+    let _ = rustix::mount::unmount(&target, rustix::mount::UnmountFlags::DETACH);
+    assert_eq!(got, want, "files seen through karg mount --repo");
+}

@@ -19,13 +19,15 @@
 //!
 //! Every kernel fallback C takes (loop device on ENOTBLK, mount(2) without the new mount API,
 //! the legacy overlay option string) is taken here too, and a [`Strategy`] can force each one,
-//! for old-kernel emulation and for testing every path on a new kernel. Whatever fails,
+//! for old-kernel emulation and for testing every path on a new kernel. [`boot`] mounts the
+//! image a kernel command line names (the initramfs step). Whatever fails,
 //! nothing is left behind: the temporary directory, the EROFS mount and the loop device are
 //! RAII guards released in reverse order. (C leaks its temporary directory when the loop device
 //! cannot be set up; this module does not.)
 
 #![forbid(unsafe_code)]
 
+pub mod boot;
 pub mod erofs;
 pub mod optstring;
 pub mod overlay;
@@ -324,7 +326,7 @@ fn check_image_verity(image: BorrowedFd, expected: &[u8]) -> Result<(), MountErr
 }
 
 /// One `pread` of the 32-byte composefs header at offset 0.
-fn read_header(image: BorrowedFd) -> Result<ComposefsHeader, MountError> {
+pub(crate) fn read_header(image: BorrowedFd) -> Result<ComposefsHeader, MountError> {
     let mut buf = [0u8; std::mem::size_of::<ComposefsHeader>()];
     let n = rustix::io::pread(image, &mut buf, 0).map_err(|e| MountError::os("pread", e))?;
     let header =

@@ -8,12 +8,18 @@
 //!   composefs-rs repository (`REPO/images/<hex>`): the first argument whose image exists,
 //!   after checking every argument parses; an image whose content does not measure to its
 //!   name is an error, not a miss.
+//! - `mount --store DIR|--repo REPO [--cmdline FILE] TARGET [--upperdir U --workdir W | --tmpfs]`: the
+//!   initramfs boot mount — the image `resolve` picks is mounted at TARGET with `DIR/objects`
+//!   as basedir, `verity=require` unless the argument is the insecure `?` form; prints the
+//!   argument that won. Every failure after the pick stops with an error naming it.
 //!
-//! Thin over `cfs_erofs::karg` (its `FolderImages` is the repository's store).
+//! Thin over `cfs_erofs::karg` (its `FolderImages` is the repository's store) and
+//! `cfs_erofs::mount::boot`.
 
 use std::path::PathBuf;
 
 use cfs_erofs::karg::{self, ImageVersion, Karg, KargForm};
+use cfs_erofs::mount::boot;
 use cfs_erofs::tree::{Digest, HashAlgorithm};
 
 use crate::emit::Hash;
@@ -45,6 +51,36 @@ pub enum Command {
         insecure: bool,
         /// The image's fs-verity digest, in hex
         digest: String,
+    },
+    /// Mount the image the command line names (the initramfs boot mount)
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["store", "repo"])))]
+    Mount {
+        /// The store (holding `images/<hex>` and `objects/`)
+        #[arg(long, value_name = "DIR")]
+        store: Option<PathBuf>,
+        /// A composefs-rs repository, with composefs-setup-root's rules (meta.json algorithm,
+        /// secure unless `?`, images/<hex> then images/refs/<hex>)
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
+        /// A file holding the command line (default: /proc/cmdline)
+        #[arg(long, value_name = "FILE")]
+        cmdline: Option<PathBuf>,
+        /// Writable root: overlayfs upper directory (needs --workdir)
+        #[arg(
+            long,
+            value_name = "DIR",
+            requires = "workdir",
+            conflicts_with = "tmpfs"
+        )]
+        upperdir: Option<PathBuf>,
+        /// Writable root: overlayfs work directory (needs --upperdir)
+        #[arg(long, value_name = "DIR", requires = "upperdir")]
+        workdir: Option<PathBuf>,
+        /// Writable root whose changes live in a fresh tmpfs (lost at unmount)
+        #[arg(long)]
+        tmpfs: bool,
+        /// Where to mount
+        target: PathBuf,
     },
     /// Pick the image to boot from a composefs-rs repository
     #[command(group(clap::ArgGroup::new("source").required(true).args(["store", "repo"])))]
@@ -111,6 +147,48 @@ pub fn run(args: &Args) -> Result<(), String> {
                 _ => Karg::v1(digest, *insecure),
             };
             println!("{k}");
+            Ok(())
+        }
+        Command::Mount {
+            store,
+            repo,
+            cmdline: file,
+            upperdir,
+            workdir,
+            tmpfs,
+            target,
+        } => {
+            let path = file
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("/proc/cmdline"));
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("{}: {}", path.display(), cfs_erofs::io_message(&e)))?;
+            let upper = match (upperdir, workdir, tmpfs) {
+                (Some(u), Some(w), _) => boot::Upper::Dirs {
+                    upper: u.clone(),
+                    work: w.clone(),
+                },
+                (_, _, true) => boot::Upper::Tmpfs,
+                _ => boot::Upper::ReadOnly,
+            };
+            let b = match (store, repo) {
+                (_, Some(repo)) => boot::mount_from_cmdline_with(
+                    &text,
+                    &cfs_erofs::repo::boot::RepoImages::new(repo),
+                    &boot::BootStore::folder(repo),
+                    target,
+                    &upper,
+                ),
+                (Some(store), None) => boot::mount_from_cmdline(
+                    &text,
+                    &boot::BootStore::folder(store),
+                    target,
+                    &upper,
+                ),
+                (None, None) => unreachable!("clap requires one"),
+            }
+            .map_err(|e| e.to_string())?;
+            println!("{}", b.karg);
             Ok(())
         }
         Command::Resolve {
