@@ -187,3 +187,18 @@ fn random_images_import_like_composefs_oci() {
     eprintln!("{} of 24 random images imported identically", built.get());
     assert!(built.get() >= 4, "only {} images built", built.get());
 }
+
+/// A real image: Debian 12 minbase (mmdebstrap), packed by umoci, built by
+/// `scripts/install-oracles` (scripts/oracles.d/30-debian-oci.sh).
+#[test]
+fn debian_image_imports_like_composefs_oci() {
+    let layout = conformance::oracle::oracles_dir().join("debian-oci");
+    assert!(
+        layout.join("index.json").exists(),
+        "the Debian OCI image is missing at {}: run scripts/install-oracles",
+        layout.display()
+    );
+    if let Err(e) = one(&layout, "debian", false) {
+        panic!("debian: {e}");
+    }
+}

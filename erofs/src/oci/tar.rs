@@ -54,7 +54,9 @@ impl Default for TarOptions {
 }
 
 /// Called with the path of each new object the layer reader wrote (complete, closed) before it
-/// is renamed to its final name: a repository sets its mode and enables fs-verity there.
+/// is renamed to its final name: a repository sets its mode and enables fs-verity there. With a
+/// hook, objects are not synced one by one: the owner of the store syncs once (a repository's
+/// `syncfs` before its symlinks).
 #[derive(Clone)]
 pub struct ObjectHook(std::sync::Arc<dyn Fn(&Path) -> io::Result<()> + Send + Sync>);
 
@@ -521,22 +523,24 @@ impl ObjectWriter {
         if dest.exists() {
             return Ok(());
         }
-        self.file.as_file().sync_all().map_err(err)?;
         let dir = dest.parent().expect("object path has a folder");
         std::fs::create_dir_all(dir).map_err(err)?;
         match hook {
+            // A repository syncs its filesystem once, before any object becomes reachable
+            // (composefs-rs's ordering): no fsync per object.
             Some(hook) => {
                 let temp = self.file.into_temp_path();
                 (hook.0)(&temp).map_err(err)?;
                 temp.persist(&dest).map_err(|e| err(e.error))?;
             }
             None => {
+                self.file.as_file().sync_all().map_err(err)?;
                 self.file.persist(&dest).map_err(|e| err(e.error))?;
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(err)?;
             }
         }
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(err)?;
         Ok(())
     }
 }
