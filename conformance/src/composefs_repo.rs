@@ -22,7 +22,13 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Creates an insecure sha256 repository with V1 default and V2 extra (the layout the issue's
 /// examples use) and pulls `oci:LAYOUT:REF` into it with composefs-oci, tagging it `tag`.
-pub fn pull(layout: &Path, reference: &str, repo: &Path, tag: &str, bootable: bool) -> Result<(), String> {
+pub fn pull(
+    layout: &Path,
+    reference: &str,
+    repo: &Path,
+    tag: &str,
+    bootable: bool,
+) -> Result<(), String> {
     let mut config = RepositoryConfig::new(Sha256HashValue::ALGORITHM).set_insecure();
     config.erofs_formats = FormatConfig {
         default: FormatVersion::V1,
@@ -90,7 +96,8 @@ pub fn verdict(repo: &Path) -> Result<Verdict, String> {
 /// The ids composefs-oci reads from a tagged image: (V1, V2, boot V1, boot V2), in hex.
 pub fn recorded_ids(repo: &Path, tag: &str) -> Result<[Option<String>; 4], String> {
     let r = open(repo)?;
-    let img = composefs_oci::oci_image::OciImage::open_ref(&r, tag).map_err(|e| format!("{e:#}"))?;
+    let img =
+        composefs_oci::oci_image::OciImage::open_ref(&r, tag).map_err(|e| format!("{e:#}"))?;
     let hex = |d: Option<&Sha256HashValue>| d.map(|d| d.to_hex());
     Ok([
         hex(img.image_ref_v1()),
@@ -104,7 +111,8 @@ pub fn recorded_ids(repo: &Path, tag: &str) -> Result<[Option<String>; 4], Strin
 /// (`create_filesystem` then `compute_image_id`).
 pub fn computed_ids(repo: &Path, tag: &str) -> Result<[String; 2], String> {
     let r = open(repo)?;
-    let img = composefs_oci::oci_image::OciImage::open_ref(&r, tag).map_err(|e| format!("{e:#}"))?;
+    let img =
+        composefs_oci::oci_image::OciImage::open_ref(&r, tag).map_err(|e| format!("{e:#}"))?;
     let fs = composefs_oci::image::create_filesystem(
         &r,
         img.config_digest(),

@@ -246,4 +246,3 @@ pub fn write_layout(dir: &Path, layers: &[Vec<u8>]) {
     std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
 }
-

@@ -82,7 +82,10 @@ impl Case {
         let alg = self.algorithm();
         let mut w = SplitStreamWriter::new(alg, self.content_type()).unwrap();
         for (n, t) in &self.named_refs {
-            w.add_named_ref(n, &cfs_erofs::Digest::from_bytes(&hex::decode(t).unwrap()).unwrap());
+            w.add_named_ref(
+                n,
+                &cfs_erofs::Digest::from_bytes(&hex::decode(t).unwrap()).unwrap(),
+            );
         }
         for op in &self.ops {
             match op {
@@ -103,7 +106,14 @@ fn digest_hex(alg: &str, seed: u8) -> String {
     hex::encode(vec![seed; len])
 }
 
-fn case(name: &str, description: &str, alg: &str, ct: &str, refs: &[(&str, u8)], ops: Vec<Op>) -> Case {
+fn case(
+    name: &str,
+    description: &str,
+    alg: &str,
+    ct: &str,
+    refs: &[(&str, u8)],
+    ops: Vec<Op>,
+) -> Case {
     Case {
         name: name.into(),
         description: description.into(),

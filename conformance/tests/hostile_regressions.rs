@@ -206,7 +206,11 @@ fn splitstream_vectors_pass_the_check() {
             continue;
         }
         let data = std::fs::read(&f).unwrap();
-        replay(&f.display().to_string(), fuzz_checks::check_splitstream, &data);
+        replay(
+            &f.display().to_string(),
+            fuzz_checks::check_splitstream,
+            &data,
+        );
         for at in (0..data.len()).step_by(97) {
             replay("cut", fuzz_checks::check_splitstream, &data[..at]);
             let mut flipped = data.clone();

@@ -32,7 +32,12 @@ fn import(repo: &Path) -> std::process::Output {
 }
 
 fn copy_dir(from: &Path, to: &Path) {
-    let st = Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 
@@ -63,40 +68,71 @@ fn broken_repositories_give_clear_errors() {
 
     type Damage = fn(&Path);
     let cases: [(&str, Damage, &str); 6] = [
-        ("truncated splitstream", |r| {
-            let t = target(r, &first(r, "streams", "oci-layer-"));
-            let len = fs::metadata(&t).unwrap().len();
-            let f = fs::OpenOptions::new().write(true).open(&t).unwrap();
-            f.set_len(len / 2).unwrap();
-        }, "stream does not parse"),
-        ("wrong magic", |r| {
-            let t = target(r, &first(r, "streams", "oci-config-"));
-            let mut b = fs::read(&t).unwrap();
-            b[0] ^= 0xff;
-            b[18] ^= 0xff;
-            fs::write(&t, b).unwrap();
-        }, "bad magic"),
-        ("dangling symlink", |r| {
-            std::os::unix::fs::symlink(
-                format!("../../oci-manifest-sha256:{}", "0".repeat(64)),
-                r.join("streams/refs/oci/dangling"),
-            )
-            .unwrap();
-        }, "broken ref"),
-        ("object renamed", |r| {
-            let t = target(r, &first(r, "images", ""));
-            let name = t.file_name().unwrap().to_string_lossy().into_owned();
-            let other: String = name.chars().rev().collect();
-            fs::rename(&t, t.with_file_name(other)).unwrap();
-        }, "object whose name is not its digest"),
-        ("unknown incompatible feature", |r| {
-            let m = fs::read_to_string(r.join("meta.json")).unwrap();
-            fs::write(r.join("meta.json"), m.replace("\"incompatible\": []", "\"incompatible\": [\"zstd-objects\"]")).unwrap();
-        }, "unknown incompatible features: zstd-objects"),
-        ("wrong algorithm", |r| {
-            let m = fs::read_to_string(r.join("meta.json")).unwrap();
-            fs::write(r.join("meta.json"), m.replace("sha256", "sha512")).unwrap();
-        }, "not an object name"),
+        (
+            "truncated splitstream",
+            |r| {
+                let t = target(r, &first(r, "streams", "oci-layer-"));
+                let len = fs::metadata(&t).unwrap().len();
+                let f = fs::OpenOptions::new().write(true).open(&t).unwrap();
+                f.set_len(len / 2).unwrap();
+            },
+            "stream does not parse",
+        ),
+        (
+            "wrong magic",
+            |r| {
+                let t = target(r, &first(r, "streams", "oci-config-"));
+                let mut b = fs::read(&t).unwrap();
+                b[0] ^= 0xff;
+                b[18] ^= 0xff;
+                fs::write(&t, b).unwrap();
+            },
+            "bad magic",
+        ),
+        (
+            "dangling symlink",
+            |r| {
+                std::os::unix::fs::symlink(
+                    format!("../../oci-manifest-sha256:{}", "0".repeat(64)),
+                    r.join("streams/refs/oci/dangling"),
+                )
+                .unwrap();
+            },
+            "broken ref",
+        ),
+        (
+            "object renamed",
+            |r| {
+                let t = target(r, &first(r, "images", ""));
+                let name = t.file_name().unwrap().to_string_lossy().into_owned();
+                let other: String = name.chars().rev().collect();
+                fs::rename(&t, t.with_file_name(other)).unwrap();
+            },
+            "object whose name is not its digest",
+        ),
+        (
+            "unknown incompatible feature",
+            |r| {
+                let m = fs::read_to_string(r.join("meta.json")).unwrap();
+                fs::write(
+                    r.join("meta.json"),
+                    m.replace(
+                        "\"incompatible\": []",
+                        "\"incompatible\": [\"zstd-objects\"]",
+                    ),
+                )
+                .unwrap();
+            },
+            "unknown incompatible features: zstd-objects",
+        ),
+        (
+            "wrong algorithm",
+            |r| {
+                let m = fs::read_to_string(r.join("meta.json")).unwrap();
+                fs::write(r.join("meta.json"), m.replace("sha256", "sha512")).unwrap();
+            },
+            "not an object name",
+        ),
     ];
     for (what, damage, expect) in cases {
         let r = tmp.path().join(what.replace(' ', "-"));
@@ -112,13 +148,24 @@ fn broken_repositories_give_clear_errors() {
             &["repo", "ls"][..],
             &["repo", "images"],
             &["repo", "gc", "--dry-run"],
-            &["karg", "resolve", &format!("composefs.digest=?v1-sha256-12:{}", "1".repeat(64)), "--repo"],
+            &[
+                "karg",
+                "resolve",
+                &format!("composefs.digest=?v1-sha256-12:{}", "1".repeat(64)),
+                "--repo",
+            ],
         ] {
             let (code, out, err) = run(args, &r);
-            assert!(code == 0 || code == 1, "{what}: {args:?} exit {code}: {err}");
+            assert!(
+                code == 0 || code == 1,
+                "{what}: {args:?} exit {code}: {err}"
+            );
             assert!(!err.contains("panicked"), "{what}: {args:?}: {err}");
             if code == 1 {
-                assert!(err.starts_with("mkcfs-rs: ") && err.lines().count() == 1, "{what}: {args:?}: {out}{err}");
+                assert!(
+                    err.starts_with("mkcfs-rs: ") && err.lines().count() == 1,
+                    "{what}: {args:?}: {out}{err}"
+                );
             }
         }
         let o = import(&r);

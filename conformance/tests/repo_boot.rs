@@ -24,7 +24,12 @@ const LAYOUT: &str = "fixtures/oci/synthetic";
 fn expected_files(tree: &Tree, objects: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut paths: Vec<(String, cfs_erofs::InodeId)> = Vec::new();
-    fn walk(t: &Tree, dir: cfs_erofs::InodeId, prefix: &str, out: &mut Vec<(String, cfs_erofs::InodeId)>) {
+    fn walk(
+        t: &Tree,
+        dir: cfs_erofs::InodeId,
+        prefix: &str,
+        out: &mut Vec<(String, cfs_erofs::InodeId)>,
+    ) {
         for e in t.dir(dir).unwrap().entries() {
             let p = format!("{prefix}/{}", String::from_utf8_lossy(&e.name));
             if t.inode(e.inode).is_dir() {
@@ -64,7 +69,14 @@ fn composefs_setup_root_mounts_our_repository() {
     let o = Command::new(mkcfs_rs())
         .args(["oci", "--repo"])
         .arg(&repo)
-        .args(["--insecure", "--erofs-extra", "2", "--tag", "boot", "--print-digest"])
+        .args([
+            "--insecure",
+            "--erofs-extra",
+            "2",
+            "--tag",
+            "boot",
+            "--print-digest",
+        ])
         .arg(&layout)
         .output()
         .unwrap();
@@ -76,7 +88,9 @@ fn composefs_setup_root_mounts_our_repository() {
     }
     let conf = tmp.path().join("conf.toml");
     std::fs::write(&conf, "[etc]\nmount = \"none\"\n[var]\nmount = \"none\"\n").unwrap();
-    let cmdline = format!("quiet composefs.digest=?v1-sha256-12:{missing} composefs.digest=?v1-sha256-12:{v1}");
+    let cmdline = format!(
+        "quiet composefs.digest=?v1-sha256-12:{missing} composefs.digest=?v1-sha256-12:{v1}"
+    );
     let script = format!(
         "set -e\n'{}' --sysroot '{}' --config '{}' --cmdline '{cmdline}' >&2\n\
          cd '{}' && find . -xdev -type f -print0 | sort -z | xargs -0 -r sha256sum\n",
@@ -91,7 +105,10 @@ fn composefs_setup_root_mounts_our_repository() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "composefs-setup-root failed: {err}");
-    assert!(err.contains("not found"), "the first karg should be missing: {err}");
+    assert!(
+        err.contains("not found"),
+        "the first karg should be missing: {err}"
+    );
     let got: BTreeMap<String, String> = String::from_utf8_lossy(&o.stdout)
         .lines()
         .map(|l| {
@@ -99,7 +116,13 @@ fn composefs_setup_root_mounts_our_repository() {
             (p.trim_start_matches('.').to_owned(), h.to_owned())
         })
         .collect();
-    let tree = tree_from_layout(&layout, None, &TarOptions::default(), XattrFilter::AllowlistOnly).unwrap();
+    let tree = tree_from_layout(
+        &layout,
+        None,
+        &TarOptions::default(),
+        XattrFilter::AllowlistOnly,
+    )
+    .unwrap();
     let want = expected_files(&tree, &repo.join("objects"));
     assert!(!want.is_empty());
     assert_eq!(got, want, "files seen through composefs-setup-root's mount");
@@ -126,11 +149,24 @@ fn karg_resolve_repo_reads_a_composefs_oci_repository() {
     };
     let missing = "6".repeat(64);
     let line = format!("composefs=?{missing} composefs.digest=?v1-sha256-12:{v1} composefs=?{v2}");
-    assert_eq!(resolve(&line), (true, format!("composefs.digest=?v1-sha256-12:{v1}"), String::new()));
-    assert_eq!(resolve(&format!("composefs=?{v2}")).1, format!("composefs=?{v2}"));
+    assert_eq!(
+        resolve(&line),
+        (
+            true,
+            format!("composefs.digest=?v1-sha256-12:{v1}"),
+            String::new()
+        )
+    );
+    assert_eq!(
+        resolve(&format!("composefs=?{v2}")).1,
+        format!("composefs=?{v2}")
+    );
     // Without `?`, an insecure repository is refused.
     let (ok, _, err) = resolve(&format!("composefs.digest=v1-sha256-12:{v1}"));
-    assert!(!ok && err.contains("not initialized with fs-verity"), "{err}");
+    assert!(
+        !ok && err.contains("not initialized with fs-verity"),
+        "{err}"
+    );
     // A sha512 argument against a sha256 repository.
     let (ok, _, err) = resolve(&format!("composefs=?{}", "7".repeat(128)));
     assert!(!ok && err.contains("sha256, not sha512"), "{err}");
@@ -152,7 +188,11 @@ fn karg_mount_repo_boots_a_composefs_oci_repository() {
     cr::pull(&layout, "synthetic", &repo, "t", false).unwrap();
     let v2 = cr::recorded_ids(&repo, "t").unwrap()[1].clone().unwrap();
     let cmdline = tmp.path().join("cmdline");
-    std::fs::write(&cmdline, format!("ro composefs=?{} composefs=?{v2}\n", "8".repeat(64))).unwrap();
+    std::fs::write(
+        &cmdline,
+        format!("ro composefs=?{} composefs=?{v2}\n", "8".repeat(64)),
+    )
+    .unwrap();
     let target = tmp.path().join("root");
     std::fs::create_dir(&target).unwrap();
     let o = Command::new(mkcfs_rs())
@@ -164,8 +204,17 @@ fn karg_mount_repo_boots_a_composefs_oci_repository() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), format!("composefs=?{v2}"));
-    let tree = tree_from_layout(&layout, None, &TarOptions::default(), XattrFilter::AllowlistOnly).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        format!("composefs=?{v2}")
+    );
+    let tree = tree_from_layout(
+        &layout,
+        None,
+        &TarOptions::default(),
+        XattrFilter::AllowlistOnly,
+    )
+    .unwrap();
     let want = expected_files(&tree, &repo.join("objects"));
     let mut got = BTreeMap::new();
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {

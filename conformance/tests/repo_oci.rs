@@ -22,7 +22,15 @@ fn ours(layout: &Path, reference: &str, repo: &Path, bootable: bool) -> Result<S
     let mut cmd = Command::new(mkcfs_rs());
     cmd.args(["oci", "--ref", reference, "--repo"])
         .arg(repo)
-        .args(["--tag", TAG, "--insecure", "--erofs-version", "1", "--erofs-extra", "2"])
+        .args([
+            "--tag",
+            TAG,
+            "--insecure",
+            "--erofs-version",
+            "1",
+            "--erofs-extra",
+            "2",
+        ])
         .arg("--print-digest")
         .arg(layout);
     if bootable {
@@ -41,14 +49,17 @@ fn compare(theirs: &Path, ours: &Path, bootable: bool) -> Result<(), String> {
     let o = cr::entries(ours);
     let theirs_garbage = cr::verdict(theirs)?.garbage?.0;
     let v = cr::verdict(ours)?;
-    v.fsck.map_err(|e| format!("composefs-rs fsck of ours: {e}"))?;
+    v.fsck
+        .map_err(|e| format!("composefs-rs fsck of ours: {e}"))?;
     v.oci_fsck
         .map_err(|e| format!("composefs-oci oci_fsck of ours: {e}"))?;
     let g = v.garbage.map_err(|e| format!("gc_dry_run of ours: {e}"))?;
     if g.0 != 0 {
         return Err(format!("gc_dry_run finds {} garbage objects in ours", g.0));
     }
-    if std::fs::read(theirs.join("meta.json")).unwrap() != std::fs::read(ours.join("meta.json")).unwrap() {
+    if std::fs::read(theirs.join("meta.json")).unwrap()
+        != std::fs::read(ours.join("meta.json")).unwrap()
+    {
         return Err("meta.json differs".into());
     }
     // Streams composefs-oci may write in another order: the manifest of a multi-layer image,
@@ -84,9 +95,18 @@ fn compare(theirs: &Path, ours: &Path, bootable: bool) -> Result<(), String> {
     }
     // Objects: ours ⊆ theirs (same name = same bytes), apart from reordered streams (and any
     // config/manifest they lead to); theirs has its garbage besides.
-    let ours_objects: Vec<&String> = o.keys().filter(|p| p.starts_with("objects/") && matches!(o[*p], Entry::File(..))).collect();
-    let theirs_objects: Vec<&String> = t.keys().filter(|p| p.starts_with("objects/") && matches!(t[*p], Entry::File(..))).collect();
-    let only_ours: Vec<_> = ours_objects.iter().filter(|p| !t.contains_key(**p)).collect();
+    let ours_objects: Vec<&String> = o
+        .keys()
+        .filter(|p| p.starts_with("objects/") && matches!(o[*p], Entry::File(..)))
+        .collect();
+    let theirs_objects: Vec<&String> = t
+        .keys()
+        .filter(|p| p.starts_with("objects/") && matches!(t[*p], Entry::File(..)))
+        .collect();
+    let only_ours: Vec<_> = ours_objects
+        .iter()
+        .filter(|p| !t.contains_key(**p))
+        .collect();
     if only_ours.len() > reordered.len() {
         return Err(format!("objects only in ours: {only_ours:?}"));
     }
@@ -97,7 +117,10 @@ fn compare(theirs: &Path, ours: &Path, bootable: bool) -> Result<(), String> {
             }
         }
     }
-    let only_theirs = theirs_objects.iter().filter(|p| !o.contains_key(**p)).count() as u64;
+    let only_theirs = theirs_objects
+        .iter()
+        .filter(|p| !o.contains_key(**p))
+        .count() as u64;
     if only_theirs != theirs_garbage + only_ours.len() as u64 {
         return Err(format!(
             "theirs has {only_theirs} objects we lack; its garbage is {theirs_garbage}, our reordered streams {}",
@@ -111,8 +134,12 @@ fn compare(theirs: &Path, ours: &Path, bootable: bool) -> Result<(), String> {
         return Err(format!("recorded ids: theirs {ids_t:?}, ours {ids_o:?}"));
     }
     let computed = cr::computed_ids(ours, TAG)?;
-    if [ids_o[0].clone(), ids_o[1].clone()] != [Some(computed[0].clone()), Some(computed[1].clone())] {
-        return Err(format!("recorded {ids_o:?}, composefs-rs computes {computed:?}"));
+    if [ids_o[0].clone(), ids_o[1].clone()]
+        != [Some(computed[0].clone()), Some(computed[1].clone())]
+    {
+        return Err(format!(
+            "recorded {ids_o:?}, composefs-rs computes {computed:?}"
+        ));
     }
     Ok(())
 }
@@ -167,7 +194,10 @@ fn random_images_import_like_composefs_oci() {
         let layout = dir.path().join("layout");
         conformance::oci_gen::write_layout(&layout, &conformance::oci_gen::tars(&layers));
         let (t, o) = (dir.path().join("theirs"), dir.path().join("ours"));
-        match (cr::pull(&layout, "random", &t, TAG, false), ours(&layout, "random", &o, false)) {
+        match (
+            cr::pull(&layout, "random", &t, TAG, false),
+            ours(&layout, "random", &o, false),
+        ) {
             (Ok(()), Ok(_)) => {
                 compare(&t, &o, false).map_err(TestCaseError::fail)?;
                 built.set(built.get() + 1);

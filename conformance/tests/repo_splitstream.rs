@@ -59,16 +59,37 @@ fn splitstream_vectors_equal_composefs_rs() {
     for c in &m.cases {
         let expected = std::fs::read(dir.join(&c.expected)).unwrap();
         assert_eq!(expected.len(), c.size, "{}", c.name);
-        assert_eq!(hex::encode(Sha256::digest(&expected)), c.sha256, "{}", c.name);
-        assert!(c.write() == expected, "{}: our writer differs from the vector", c.name);
+        assert_eq!(
+            hex::encode(Sha256::digest(&expected)),
+            c.sha256,
+            "{}",
+            c.name
+        );
+        assert!(
+            c.write() == expected,
+            "{}: our writer differs from the vector",
+            c.name
+        );
         let t = match c.algorithm.as_str() {
             "sha512" => theirs::<Sha512HashValue>(c),
             _ => theirs::<Sha256HashValue>(c),
         };
         if t != expected {
-            let at = t.iter().zip(&expected).position(|(a, b)| a != b).unwrap_or(t.len().min(expected.len()));
-            panic!("{}: composefs-rs writes {} bytes, the vector {}; first difference at {at}", c.name, t.len(), expected.len());
+            let at = t
+                .iter()
+                .zip(&expected)
+                .position(|(a, b)| a != b)
+                .unwrap_or(t.len().min(expected.len()));
+            panic!(
+                "{}: composefs-rs writes {} bytes, the vector {}; first difference at {at}",
+                c.name,
+                t.len(),
+                expected.len()
+            );
         }
     }
-    eprintln!("{} splitstream vectors identical to composefs-rs", m.cases.len());
+    eprintln!(
+        "{} splitstream vectors identical to composefs-rs",
+        m.cases.len()
+    );
 }

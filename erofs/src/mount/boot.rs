@@ -127,7 +127,13 @@ pub fn mount_from_cmdline(
     target: &Path,
     upper: &Upper,
 ) -> Result<Booted, BootError> {
-    mount_from_cmdline_with(cmdline, &FolderImages::new(&store.images), store, target, upper)
+    mount_from_cmdline_with(
+        cmdline,
+        &FolderImages::new(&store.images),
+        store,
+        target,
+        upper,
+    )
 }
 
 /// Like [`mount_from_cmdline`], with the image chosen by `images` (a composefs-rs repository

@@ -275,7 +275,8 @@ impl OciLayout {
         let manifest_raw = self.read_blob(desc)?;
         let manifest: Manifest = read_json(&self.blob_path(&desc.digest)?, &manifest_raw)?;
         let config_raw = self.read_blob(&manifest.config)?;
-        let config: ImageConfig = read_json(&self.blob_path(&manifest.config.digest)?, &config_raw)?;
+        let config: ImageConfig =
+            read_json(&self.blob_path(&manifest.config.digest)?, &config_raw)?;
         if manifest.layers.len() != config.rootfs.diff_ids.len() {
             return Err(LayoutError::LayerCount {
                 layers: manifest.layers.len(),
@@ -302,7 +303,8 @@ impl OciLayout {
         merger: &mut LayerMerger,
         opts: &TarOptions,
     ) -> Result<(), LayoutError> {
-        self.apply_layer_inner(image, n, merger, opts, None).map(drop)
+        self.apply_layer_inner(image, n, merger, opts, None)
+            .map(drop)
     }
 
     /// Like [`OciLayout::apply_layer`], and also splits the uncompressed layer as composefs-rs
@@ -353,16 +355,14 @@ impl OciLayout {
                 None => tar::read_layer(&mut plain, opts, apply).map(|()| Vec::new()),
                 Some(hook) => tar::split_layer(&mut plain, opts, hook, apply),
             };
-            chunks = split_result.map_err(
-                |e| match e {
-                    Step::Tar(e) => tar_err(e),
-                    Step::Merge(source) => LayoutError::Merge {
-                        layer: n,
-                        digest: desc.digest.clone(),
-                        source,
-                    },
+            chunks = split_result.map_err(|e| match e {
+                Step::Tar(e) => tar_err(e),
+                Step::Merge(source) => LayoutError::Merge {
+                    layer: n,
+                    digest: desc.digest.clone(),
+                    source,
                 },
-            )?;
+            })?;
             let (diff_id, _) = plain.finish().map_err(|e| tar_err(TarError::Io(e)))?;
             let expected = &image.config.rootfs.diff_ids[n];
             if &diff_id != expected {

@@ -58,7 +58,9 @@ impl Default for TarOptions {
 /// hook, objects are not synced one by one: the owner of the store syncs once (a repository's
 /// `syncfs` before its symlinks).
 #[derive(Clone)]
-pub struct ObjectHook(std::sync::Arc<dyn Fn(&Path) -> io::Result<()> + Send + Sync>);
+pub struct ObjectHook(std::sync::Arc<HookFn>);
+
+type HookFn = dyn Fn(&Path) -> io::Result<()> + Send + Sync;
 
 impl ObjectHook {
     pub fn new(f: impl Fn(&Path) -> io::Result<()> + Send + Sync + 'static) -> Self {
@@ -398,7 +400,8 @@ impl Splitter {
         let before = hs.clamp(pos, end) - pos;
         let after = he.clamp(pos, end) - pos;
         self.inline.extend_from_slice(&bytes[..before as usize]);
-        self.inline.extend_from_slice(&bytes[after.max(before) as usize..]);
+        self.inline
+            .extend_from_slice(&bytes[after.max(before) as usize..]);
     }
 
     fn flush(&mut self) {
@@ -415,7 +418,9 @@ impl Splitter {
             .map(|c| match c {
                 (Some(bytes), _, _) => Ok(LayerChunk::Inline(bytes)),
                 (None, Some(digest), size) => Ok(LayerChunk::External { digest, size }),
-                (None, None, _) => Err(EntryFault::Header("external content without a digest".into())),
+                (None, None, _) => Err(EntryFault::Header(
+                    "external content without a digest".into(),
+                )),
             })
             .collect()
     }
@@ -646,7 +651,6 @@ where
             f(e)?;
         }
     }
-    drop(entries);
     if !split {
         return Ok(Vec::new());
     }

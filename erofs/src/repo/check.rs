@@ -150,8 +150,11 @@ fn refs_under(root: &Path, dir: &str) -> Result<Vec<Link>, RepoError> {
     Ok(out)
 }
 
+/// Object files by the digest their name gives, and the files whose name is not a digest.
+type ObjectFiles = (Vec<(Digest, PathBuf)>, Vec<PathBuf>);
+
 /// Every object file: (digest from its name, path), plus names that are not objects.
-fn objects(repo: &Repository) -> Result<(Vec<(Digest, PathBuf)>, Vec<PathBuf>), RepoError> {
+fn objects(repo: &Repository) -> Result<ObjectFiles, RepoError> {
     let alg = repo.algorithm();
     let dir = repo.root().join("objects");
     let mut good = Vec::new();
@@ -207,7 +210,10 @@ pub fn list(repo: &Repository) -> Result<Listing, RepoError> {
 /// Where a top-level link points: its object's digest, or why not.
 fn link_object(repo: &Repository, link: &Link) -> Result<Digest, String> {
     if !link.target.starts_with("../") {
-        return Err(format!("target `{}` is not relative to its folder", link.target));
+        return Err(format!(
+            "target `{}` is not relative to its folder",
+            link.target
+        ));
     }
     let path = repo.root().join(&link.name);
     let d = digest_of_target(&path, link.target.as_ref(), repo.algorithm())
@@ -279,7 +285,11 @@ pub fn fsck(repo: &Repository) -> Result<Vec<Problem>, RepoError> {
     let mut problems = Vec::new();
     let alg = repo.algorithm();
     let (objs, bad_names) = objects(repo)?;
-    problems.extend(bad_names.into_iter().map(|path| Problem::ObjectName { path }));
+    problems.extend(
+        bad_names
+            .into_iter()
+            .map(|path| Problem::ObjectName { path }),
+    );
     let mut sizes: HashMap<Digest, u64> = HashMap::new();
     for (d, path) in &objs {
         match fsverity::digest_file(alg, path) {

@@ -17,7 +17,6 @@
 //! fixed here: config first, then layers in diff_id order; plain images before boot images,
 //! V2 before V1.
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
@@ -206,10 +205,12 @@ fn commit_images(
     for format in repo.meta().formats.all() {
         let mut failure = None;
         let written = repo.write_object_with(|w| {
-            write_image(tree, &format_options(format), w).map(drop).map_err(|e| {
-                failure = Some(e);
-                io::Error::other("image writer failed")
-            })
+            write_image(tree, &format_options(format), w)
+                .map(drop)
+                .map_err(|e| {
+                    failure = Some(e);
+                    io::Error::other("image writer failed")
+                })
         });
         if let Some(source) = failure {
             return Err(ImportError::Image { format, source });
@@ -404,21 +405,12 @@ pub fn import_tar_layers<R: Read>(
     Ok(imported)
 }
 
-/// Opens each path as a layer reader.
-pub fn open_layers(paths: &[&Path]) -> Result<Vec<File>, RepoError> {
-    paths
-        .iter()
-        .map(|p| File::open(p).map_err(io_at(*p)))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::oci::tests::Layer;
     use crate::repo::splitstream::{Limits, SplitStream};
     use crate::repo::RepoConfig;
-    use std::io::Write;
 
     /// Layers imported, then reassembled from their splitstreams and objects: the same bytes
     /// (so the same diff_id); files over 64 bytes external, everything else inline.
@@ -440,22 +432,42 @@ mod tests {
                 .file("usr/big", &[2; 65])
                 .file("usr/huge", &[3; 70000])
                 .bytes(),
-            Layer::new().file("usr/.wh.small", b"").file("top", &[4; 5000]).bytes(),
+            Layer::new()
+                .file("usr/.wh.small", b"")
+                .file("top", &[4; 5000])
+                .bytes(),
         ];
-        let imported =
-            import_tar_layers(&repo, layers.iter().map(|l| &l[..]), Some("x/y"), &ImportOptions::default())
-                .unwrap();
+        let imported = import_tar_layers(
+            &repo,
+            layers.iter().map(|l| &l[..]),
+            Some("x/y"),
+            &ImportOptions::default(),
+        )
+        .unwrap();
         assert_eq!(imported.layers.len(), 2);
         for ((diff_id, d), raw) in imported.layers.iter().zip(&layers) {
-            assert_eq!(diff_id, &format!("sha256:{}", hex::encode(Sha256::digest(raw))));
-            let s = SplitStream::parse(&repo.read_object(d).unwrap(), Some(repo.algorithm()), &Limits::default())
-                .unwrap();
+            assert_eq!(
+                diff_id,
+                &format!("sha256:{}", hex::encode(Sha256::digest(raw)))
+            );
+            let s = SplitStream::parse(
+                &repo.read_object(d).unwrap(),
+                Some(repo.algorithm()),
+                &Limits::default(),
+            )
+            .unwrap();
             let mut out = Vec::new();
-            s.reassemble(&mut out, |id, w| w.write_all(&repo.read_object(id).unwrap()))
-                .unwrap();
+            s.reassemble(&mut out, |id, w| {
+                w.write_all(&repo.read_object(id).unwrap())
+            })
+            .unwrap();
             assert_eq!(&out, raw);
             assert_eq!(s.stream_size, raw.len() as u64);
-            let sizes: Vec<usize> = s.object_refs.iter().map(|o| repo.read_object(o).unwrap().len()).collect();
+            let sizes: Vec<usize> = s
+                .object_refs
+                .iter()
+                .map(|o| repo.read_object(o).unwrap().len())
+                .collect();
             assert!(sizes.iter().all(|&n| n > 64), "{sizes:?}");
         }
         assert_eq!(

@@ -173,8 +173,8 @@ impl RepoMeta {
         if j.version > VERSION {
             return Err(MetaError::Version(j.version));
         }
-        let algorithm =
-            parse_algorithm(&j.algorithm).ok_or_else(|| MetaError::Algorithm(j.algorithm.clone()))?;
+        let algorithm = parse_algorithm(&j.algorithm)
+            .ok_or_else(|| MetaError::Algorithm(j.algorithm.clone()))?;
         let unknown: Vec<String> = j
             .features
             .incompatible
@@ -269,14 +269,24 @@ mod tests {
     #[test]
     fn refusals_and_legacy_defaults() {
         let bad = |s: &str| RepoMeta::parse(s.as_bytes()).unwrap_err();
-        assert!(matches!(bad(r#"{"version":2,"algorithm":"fsverity-sha256-12"}"#), MetaError::Version(2)));
-        assert!(matches!(bad(r#"{"version":1,"algorithm":"fsverity-sha256-16"}"#), MetaError::Algorithm(_)));
-        assert!(matches!(bad(r#"{"version":1,"algorithm":"fsverity-md5-12"}"#), MetaError::Algorithm(_)));
+        assert!(matches!(
+            bad(r#"{"version":2,"algorithm":"fsverity-sha256-12"}"#),
+            MetaError::Version(2)
+        ));
+        assert!(matches!(
+            bad(r#"{"version":1,"algorithm":"fsverity-sha256-16"}"#),
+            MetaError::Algorithm(_)
+        ));
+        assert!(matches!(
+            bad(r#"{"version":1,"algorithm":"fsverity-md5-12"}"#),
+            MetaError::Algorithm(_)
+        ));
         assert!(matches!(
             bad(r#"{"version":1,"algorithm":"fsverity-sha256-12","features":{"incompatible":["x"]}}"#),
             MetaError::Incompatible(v) if v == ["x"]
         ));
-        let m = RepoMeta::parse(br#"{"version":1,"algorithm":"fsverity-sha512-12","unknown":3}"#).unwrap();
+        let m = RepoMeta::parse(br#"{"version":1,"algorithm":"fsverity-sha512-12","unknown":3}"#)
+            .unwrap();
         assert_eq!(m.formats, Formats::single(ErofsFormat::V2));
         let m = RepoMeta::parse(
             br#"{"version":1,"algorithm":"fsverity-sha256-12","features":{"read-only-compatible":["v1_erofs"]}}"#,

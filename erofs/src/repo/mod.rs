@@ -132,7 +132,9 @@ fn transient_name(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ (u64::from(std::process::id()) << 32)
-        ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        ^ COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut x = seed | 1;
     let alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut s = String::from(prefix);
@@ -150,7 +152,10 @@ fn transient_name(prefix: &str) -> String {
 /// of the link, then the rest of the target.
 pub fn relative_target(name: &str, target: &str) -> String {
     let parents: Vec<&str> = match name.rsplit_once('/') {
-        Some((dir, _)) => dir.split('/').filter(|c| !c.is_empty() && *c != ".").collect(),
+        Some((dir, _)) => dir
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect(),
         None => Vec::new(),
     };
     let target: Vec<&str> = target
@@ -256,9 +261,7 @@ impl Repository {
                 let ro = File::open(&tmp).map_err(io_at(&meta_path))?;
                 verity::enable(&ro, config.algorithm).map_err(|e| {
                     if verity::is_unsupported(&e) {
-                        RepoError::VerityUnsupported {
-                            path: root.clone(),
-                        }
+                        RepoError::VerityUnsupported { path: root.clone() }
                     } else {
                         io_at(&meta_path)(e)
                     }
@@ -353,7 +356,8 @@ impl Repository {
 
     /// Stores `data` as an object; returns its digest.
     pub fn write_object(&self, data: &[u8]) -> Result<Digest, RepoError> {
-        self.write_object_with(|w| w.write_all(data)).map(|(d, _)| d)
+        self.write_object_with(|w| w.write_all(data))
+            .map(|(d, _)| d)
     }
 
     /// Stores what `fill` writes as an object, streaming (never held whole in memory); returns
@@ -496,13 +500,11 @@ fn ensure_dir(path: &Path) -> Result<(), RepoError> {
     match fs::DirBuilder::new().mode(0o755).create(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(path)
-                .map_err(io_at(path))
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(path)
+            .map_err(io_at(path)),
         Err(e) => Err(io_at(path)(e)),
     }
 }
@@ -518,7 +520,11 @@ fn check_component(root: &Path, name: &str) -> Result<(), RepoError> {
 }
 
 fn check_ref_name(root: &Path, name: &str) -> Result<(), RepoError> {
-    if name.is_empty() || name.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+    if name.is_empty()
+        || name
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
         return Err(RepoError::Invalid {
             path: root.join("streams/refs").join(name),
             why: format!("`{name}` is not a valid ref name"),
@@ -555,7 +561,9 @@ pub fn digest_of_target(
 
 /// Parses lower-case hex of the algorithm's length.
 pub fn digest_from_hex(hex: &[u8], alg: HashAlgorithm) -> Option<Digest> {
-    if hex.len() != alg.digest_len() * 2 || !hex.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if hex.len() != alg.digest_len() * 2
+        || !hex.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
         return None;
     }
     Digest::from_bytes(&hex::decode(hex).ok()?)
@@ -589,7 +597,10 @@ mod tests {
         assert_eq!(r("images/ab12", "objects/ab/12"), "../objects/ab/12");
         assert_eq!(r("images/refs/sys/rootfs/one", "images/ab"), "../../../ab");
         assert_eq!(
-            r("streams/refs/oci/myimage:latest", "streams/oci-manifest-sha256:00"),
+            r(
+                "streams/refs/oci/myimage:latest",
+                "streams/oci-manifest-sha256:00"
+            ),
             "../../oci-manifest-sha256:00"
         );
         assert_eq!(r("streams/refs/a/b/c", "streams/x"), "../../../x");
@@ -612,7 +623,10 @@ mod tests {
         let id = r.write_object(b"hello").unwrap();
         assert_eq!(id, crate::fsverity::digest(HashAlgorithm::Sha256, b"hello"));
         let p = r.object_path(&id);
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
         assert_eq!(r.write_object(b"hello").unwrap(), id);
         r.link_stream("s", &id).unwrap();
         r.name_stream("x/y", "s").unwrap();

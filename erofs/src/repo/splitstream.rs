@@ -135,7 +135,11 @@ impl UniqueList {
     }
 
     fn bytes(&self) -> Vec<u8> {
-        self.items.iter().flat_map(|d| d.as_bytes()).copied().collect()
+        self.items
+            .iter()
+            .flat_map(|d| d.as_bytes())
+            .copied()
+            .collect()
     }
 }
 
@@ -409,7 +413,10 @@ impl SplitStream {
             .get(..size_of::<Header>())
             .ok_or(SplitStreamError::Short(data.len()))?;
         let (header, legacy_header) = if head.starts_with(&MAGIC) {
-            (Header::read_from_bytes(head).expect("length checked"), false)
+            (
+                Header::read_from_bytes(head).expect("length checked"),
+                false,
+            )
         } else {
             let old = LegacyHeader::read_from_bytes(head).expect("length checked");
             if old.magic != MAGIC {
@@ -530,9 +537,7 @@ fn parse_named_refs(text: &[u8], refs: usize) -> Result<Vec<(String, usize)>, Sp
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| bad("index is not a decimal number"))?;
         if idx >= refs {
-            return Err(bad(&format!(
-                "index {idx} past the {refs} stream refs"
-            )));
+            return Err(bad(&format!("index {idx} past the {refs} stream refs")));
         }
         let name = std::str::from_utf8(&rec[colon + 1..]).map_err(|_| bad("name is not UTF-8"))?;
         out.push((name.to_owned(), idx));
@@ -555,7 +560,9 @@ fn parse_chunks(stream: &[u8], objects: usize) -> Result<(Vec<Chunk>, Vec<u8>), 
         if n >= 0 {
             let idx = n as u64;
             if idx >= objects as u64 {
-                return Err(bad(format!("object ref {idx} past the {objects} object refs")));
+                return Err(bad(format!(
+                    "object ref {idx} past the {objects} object refs"
+                )));
             }
             chunks.push(Chunk::External(idx as usize));
         } else {
@@ -589,13 +596,17 @@ mod tests {
     fn empty_named_refs_is_the_nine_byte_frame() {
         let w = SplitStreamWriter::new(HashAlgorithm::Sha256, content_type::OCI_LAYER).unwrap();
         let bytes = w.finish().unwrap();
-        let s = SplitStream::parse(&bytes, Some(HashAlgorithm::Sha256), &Limits::default())
-            .unwrap();
+        let s =
+            SplitStream::parse(&bytes, Some(HashAlgorithm::Sha256), &Limits::default()).unwrap();
         let info = Info::read_from_prefix(&bytes[32..]).unwrap().0;
-        let names = &bytes[info.named_refs.start.get() as usize..info.named_refs.end.get() as usize];
+        let names =
+            &bytes[info.named_refs.start.get() as usize..info.named_refs.end.get() as usize];
         assert_eq!(hex::encode(names), "28b52ffd2000010000");
         assert_eq!(s.chunks, []);
-        assert_eq!(content_type::name(s.content_type).as_deref(), Some("ocilayer"));
+        assert_eq!(
+            content_type::name(s.content_type).as_deref(),
+            Some("ocilayer")
+        );
     }
 
     #[test]
@@ -642,8 +653,8 @@ mod tests {
             lg_blocksize: h.lg_blocksize,
         };
         bytes[..32].copy_from_slice(old.as_bytes());
-        let s = SplitStream::parse(&bytes, Some(HashAlgorithm::Sha512), &Limits::default())
-            .unwrap();
+        let s =
+            SplitStream::parse(&bytes, Some(HashAlgorithm::Sha512), &Limits::default()).unwrap();
         assert!(s.legacy_header);
     }
 
@@ -656,7 +667,10 @@ mod tests {
         let good = w.finish().unwrap();
         let lim = Limits::default();
         for cut in 0..good.len() {
-            assert!(SplitStream::parse(&good[..cut], None, &lim).is_err(), "cut {cut}");
+            assert!(
+                SplitStream::parse(&good[..cut], None, &lim).is_err(),
+                "cut {cut}"
+            );
         }
         let mut bad = good.clone();
         bad[0] = b'X';

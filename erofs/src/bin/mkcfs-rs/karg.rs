@@ -179,12 +179,9 @@ pub fn run(args: &Args) -> Result<(), String> {
                     target,
                     &upper,
                 ),
-                (Some(store), None) => boot::mount_from_cmdline(
-                    &text,
-                    &boot::BootStore::folder(store),
-                    target,
-                    &upper,
-                ),
+                (Some(store), None) => {
+                    boot::mount_from_cmdline(&text, &boot::BootStore::folder(store), target, &upper)
+                }
                 (None, None) => unreachable!("clap requires one"),
             }
             .map_err(|e| e.to_string())?;

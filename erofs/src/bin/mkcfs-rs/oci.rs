@@ -43,11 +43,12 @@ pub fn run(args: &Args) -> Result<(), String> {
             tag: args.repo.tag.clone(),
             bootable: args.common.bootable,
         };
-        let imported = cfs_erofs::repo::import::import_oci(&repo, &layout, &image, &opts, &mut |n| {
-            progress.layer(n, layers.len());
-            progress.advance(layers[n].size);
-        })
-        .map_err(|e| e.to_string())?;
+        let imported =
+            cfs_erofs::repo::import::import_oci(&repo, &layout, &image, &opts, &mut |n| {
+                progress.layer(n, layers.len());
+                progress.advance(layers[n].size);
+            })
+            .map_err(|e| e.to_string())?;
         progress.finish();
         return match &args.image {
             Some(path) => {
