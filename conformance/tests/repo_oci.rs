@@ -48,6 +48,19 @@ fn compare(theirs: &Path, ours: &Path, bootable: bool) -> Result<(), String> {
     let t = cr::entries(theirs);
     let o = cr::entries(ours);
     let theirs_garbage = cr::verdict(theirs)?.garbage?.0;
+    // Our checker on their repository: sound, and the same garbage their GC finds.
+    let repo = cfs_erofs::repo::Repository::open(theirs).map_err(|e| e.to_string())?;
+    let problems = cfs_erofs::repo::check::fsck(&repo).map_err(|e| e.to_string())?;
+    if !problems.is_empty() {
+        return Err(format!("our fsck of theirs: {problems:?}"));
+    }
+    let ours_gc = cfs_erofs::repo::check::gc(&repo, true).map_err(|e| e.to_string())?;
+    if ours_gc.objects.len() as u64 != theirs_garbage || !ours_gc.links.is_empty() {
+        return Err(format!(
+            "our gc --dry-run of theirs: {ours_gc:?}; composefs-rs finds {theirs_garbage} objects"
+        ));
+    }
+    drop(repo);
     let v = cr::verdict(ours)?;
     v.fsck
         .map_err(|e| format!("composefs-rs fsck of ours: {e}"))?;

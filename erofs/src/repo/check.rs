@@ -608,3 +608,48 @@ pub fn images(repo: &Repository) -> Result<Vec<ImageInfo>, RepoError> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::tests::Layer;
+    use crate::repo::import::{import_tar_layers, ImportOptions};
+    use crate::repo::RepoConfig;
+
+    /// A tar import rooted only by its image ref: GC keeps the image and every file object it
+    /// names, removes the unrooted layer stream, a stray object and their symlinks, and
+    /// leaves a sound repository.
+    #[test]
+    fn gc_keeps_what_refs_reach() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::create(
+            dir.path().join("r"),
+            &RepoConfig {
+                secure: false,
+                ..RepoConfig::default()
+            },
+        )
+        .unwrap();
+        let layer = Layer::new()
+            .dir("usr", 0o755)
+            .file("usr/big", &[7; 1000])
+            .bytes();
+        let imported =
+            import_tar_layers(&repo, [&layer[..]], Some("root"), &ImportOptions::default())
+                .unwrap();
+        let stray = repo.write_object(b"nobody names me").unwrap();
+        let dry = gc(&repo, true).unwrap();
+        // The stray object and the layer splitstream; the stream's symlink.
+        assert_eq!(dry.objects.len(), 2, "{dry:?}");
+        assert_eq!(dry.links.len(), 1, "{dry:?}");
+        assert!(repo.object_path(&stray).exists());
+        assert_eq!(gc(&repo, false).unwrap(), dry);
+        assert!(!repo.object_path(&stray).exists());
+        assert!(repo.object_path(imported.default_image()).exists());
+        assert_eq!(fsck(&repo).unwrap(), []);
+        assert_eq!(gc(&repo, true).unwrap(), GcReport::default());
+        let l = list(&repo).unwrap();
+        assert_eq!(l.image_refs.len(), 1);
+        assert!(l.streams.is_empty());
+    }
+}

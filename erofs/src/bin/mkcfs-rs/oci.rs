@@ -55,7 +55,7 @@ pub fn run(args: &Args) -> Result<(), String> {
                 let store = Store::at(repo.root().join("objects"));
                 emit::finish(imported.tree, &args.common, &store, Some(path))
             }
-            None => print_imported(&imported, &args.common),
+            None => print_imported(&imported, &args.common, &repo),
         };
     }
     let store = Store::new(&args.common)?;

@@ -54,8 +54,14 @@ impl RepoArgs {
     }
 }
 
-/// What `--print-digest` / `--print-karg` print after an import without an IMAGE to write.
-pub fn print_imported(imported: &Imported, image: &ImageArgs) -> Result<(), String> {
+/// What `--print-digest` / `--print-karg` print after an import without an IMAGE to write; the
+/// argument is the insecure `?` form for an insecure repository.
+pub fn print_imported(
+    imported: &Imported,
+    image: &ImageArgs,
+    repo: &Repository,
+) -> Result<(), String> {
+    let insecure = !repo.is_secure();
     use cfs_erofs::karg::Karg;
     let d = imported.default_image().clone();
     let default = imported
@@ -68,8 +74,8 @@ pub fn print_imported(imported: &Imported, image: &ImageArgs) -> Result<(), Stri
     }
     if image.print_karg {
         let k = match default {
-            Some(ErofsFormat::V2) => Karg::v2(d, false),
-            _ => Karg::v1(d, false),
+            Some(ErofsFormat::V2) => Karg::v2(d, insecure),
+            _ => Karg::v1(d, insecure),
         };
         println!("{k}");
     }

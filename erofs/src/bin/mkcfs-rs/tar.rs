@@ -76,7 +76,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             other => other.to_string(),
         })?;
         progress.finish();
-        return print_imported(&imported, &args.common);
+        return print_imported(&imported, &args.common, &repo);
     }
     let image = image.expect("an image without --repo");
     let store = Store::new(&args.common)?;
