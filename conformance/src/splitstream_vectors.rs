@@ -180,8 +180,18 @@ pub fn make(dir: &Path) -> Result<Manifest, String> {
             .into(),
         cases: out,
     };
-    let mut json = serde_json::to_vec_pretty(&m).map_err(|e| e.to_string())?;
-    json.push(b'\n');
+    // One line per case, so that the file stays small and diffs stay readable.
+    let j = |v: &dyn erased_json::Json| v.json();
+    let mut json = format!(
+        "{{\n  \"format\": {},\n  \"description\": {},\n  \"cases\": [\n",
+        j(&m.format)?,
+        j(&m.description)?
+    );
+    for (i, c) in m.cases.iter().enumerate() {
+        let sep = if i + 1 < m.cases.len() { "," } else { "" };
+        json += &format!("    {}{sep}\n", j(c)?);
+    }
+    json += "  ]\n}\n";
     std::fs::write(dir.join("manifest.json"), json).map_err(|e| e.to_string())?;
     Ok(m)
 }
@@ -191,4 +201,17 @@ pub fn load(dir: &Path) -> Result<Manifest, String> {
     let p = dir.join("manifest.json");
     serde_json::from_slice(&std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?)
         .map_err(|e| format!("{}: {e}", p.display()))
+}
+
+mod erased_json {
+    /// Compact JSON of any serializable value.
+    pub trait Json {
+        fn json(&self) -> Result<String, String>;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> Result<String, String> {
+            serde_json::to_string(self).map_err(|e| e.to_string())
+        }
+    }
 }

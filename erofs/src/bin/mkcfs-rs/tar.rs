@@ -19,7 +19,7 @@ use crate::repo::{print_imported, RepoArgs};
 #[derive(Debug, clap::Parser)]
 #[command(name = "mkcfs-rs tar")]
 pub struct Args {
-    /// The layers, lowest first, then the image to write
+    /// The layers, lowest first, then the image to write (with --repo: only the layers)
     #[arg(value_name = "LAYER… IMAGE", required = true)]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
