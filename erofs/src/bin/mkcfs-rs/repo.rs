@@ -179,3 +179,18 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks its definitions (groups, `requires`) only in debug builds: check the
+    /// commands `--repo` touches in every build.
+    #[test]
+    fn clap_definitions_are_consistent() {
+        super::Args::command().debug_assert();
+        crate::oci::Args::command().debug_assert();
+        crate::tar::Args::command().debug_assert();
+        crate::karg::Args::command().debug_assert();
+    }
+}
