@@ -581,10 +581,91 @@ where
     read_layer_inner(reader, opts, hook, true, f)
 }
 
+/// Files up to this size are stored by the committer's threads when a hook is given.
+const PARALLEL_MAX: u64 = 1 << 20;
+
+/// An object read whole, to be stored by a committer thread.
+struct Job {
+    store: PathBuf,
+    payload: String,
+    data: Vec<u8>,
+}
+
+/// Threads that store small objects while the layer is read on, as composefs-rs writes objects
+/// from several threads; a bounded queue keeps memory in check.
+struct Committer {
+    queue: std::sync::mpsc::SyncSender<Job>,
+}
+
+impl Committer {
+    fn send(&self, job: Job) -> Result<(), TarError> {
+        self.queue
+            .send(job)
+            .map_err(|_| TarError::Io(io::Error::other("object committer stopped")))
+    }
+}
+
 fn read_layer_inner<R, E>(
     reader: R,
     opts: &TarOptions,
     hook: Option<&ObjectHook>,
+    split: bool,
+    f: impl FnMut(TarEntry) -> Result<(), E>,
+) -> Result<Vec<LayerChunk>, E>
+where
+    R: Read,
+    E: From<TarError>,
+{
+    let Some(hook) = hook else {
+        return read_layer_serial(reader, opts, None, None, split, f);
+    };
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
+    let (queue, jobs) = std::sync::mpsc::sync_channel::<Job>(4 * threads);
+    let jobs = std::sync::Mutex::new(jobs);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| -> Result<(), TarError> {
+                    loop {
+                        let job = match jobs.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return Ok(()),
+                        };
+                        let Ok(job) = job else { return Ok(()) };
+                        let mut w = ObjectWriter::new(&job.store)?;
+                        w.write(&job.data)?;
+                        w.commit(&job.payload, Some(hook))?;
+                    }
+                })
+            })
+            .collect();
+        let committer = Committer { queue };
+        let result = read_layer_serial(reader, opts, Some(hook), Some(&committer), split, f);
+        drop(committer);
+        let mut failure = None;
+        for w in workers {
+            match w.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failure = failure.or(Some(e)),
+                Err(_) => {
+                    failure = failure.or(Some(TarError::Io(io::Error::other(
+                        "object committer thread panicked",
+                    ))))
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e.into()),
+            None => result,
+        }
+    })
+}
+
+fn read_layer_serial<R, E>(
+    reader: R,
+    opts: &TarOptions,
+    hook: Option<&ObjectHook>,
+    committer: Option<&Committer>,
     split: bool,
     mut f: impl FnMut(TarEntry) -> Result<(), E>,
 ) -> Result<Vec<LayerChunk>, E>
@@ -637,7 +718,7 @@ where
                 sp.hole = (at, at + entry.size());
             }
         }
-        let converted = convert(&mut entry, opts, &mut buf, pax.as_deref(), hook)?;
+        let converted = convert(&mut entry, opts, &mut buf, pax.as_deref(), hook, committer)?;
         if let Some(e) = converted {
             if external {
                 if let (Some(sp), TarItem::Node(inode)) = (&mut tap.borrow_mut().split, &e.item) {
@@ -674,6 +755,7 @@ fn convert<R: Read>(
     buf: &mut [u8],
     raw_pax: Option<&[u8]>,
     hook: Option<&ObjectHook>,
+    committer: Option<&Committer>,
 ) -> Result<Option<TarEntry>, TarError> {
     use ::tar::EntryType as T;
     let kind = entry.header().entry_type();
@@ -804,10 +886,18 @@ fn convert<R: Read>(
             *data = FileData::Inline(content.into());
         } else {
             let mut hasher = FsVerityHasher::new(opts.algorithm);
-            let mut object = match &opts.digest_store {
-                Some(store) => Some(ObjectWriter::new(store)?),
-                None => None,
+            // Small objects go whole to the committer's threads; others stream to a file here.
+            let queued = match (&opts.digest_store, committer) {
+                (Some(store), Some(c)) if size <= PARALLEL_MAX => {
+                    Some((store, c, Vec::with_capacity(size as usize)))
+                }
+                _ => None,
             };
+            let mut object = match (&opts.digest_store, &queued) {
+                (Some(store), None) => Some(ObjectWriter::new(store)?),
+                _ => None,
+            };
+            let mut queued = queued;
             let mut seen = 0u64;
             loop {
                 let n = match entry.read(buf) {
@@ -820,6 +910,9 @@ fn convert<R: Read>(
                 if let Some(o) = &mut object {
                     o.write(&buf[..n])?;
                 }
+                if let Some((_, _, data)) = &mut queued {
+                    data.extend_from_slice(&buf[..n]);
+                }
                 seen += n as u64;
             }
             if seen != size {
@@ -829,6 +922,13 @@ fn convert<R: Read>(
             let payload = digest.object_path();
             if let Some(o) = object {
                 o.commit(&payload, hook)?;
+            }
+            if let Some((store, c, data)) = queued {
+                c.send(Job {
+                    store: store.clone(),
+                    payload: payload.clone(),
+                    data,
+                })?;
             }
             *data = FileData::External {
                 payload: Some(payload.into_bytes().into()),
