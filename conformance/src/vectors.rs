@@ -282,6 +282,7 @@ pub fn make(out: &Path) -> Result<Manifest, String> {
         &out.join("manifest.json"),
         manifest_json(&manifest)?.as_bytes(),
     )?;
+    crate::splitstream_vectors::make(&out.join("splitstream"))?;
     Ok(manifest)
 }
 

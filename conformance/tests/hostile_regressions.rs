@@ -15,13 +15,14 @@ use conformance::oracle::repo_root;
 
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 6] = [
+const TARGETS: [(&str, Check); 7] = [
     ("read_image", fuzz_checks::check_read_image),
     ("dumpfile_parse", fuzz_checks::check_dumpfile_parse),
     ("tar_layer", fuzz_checks::check_tar_layer),
     ("oci_layout", fuzz_checks::check_oci_layout),
     ("karg_parse", fuzz_checks::check_karg_parse),
     ("roundtrip", fuzz_checks::check_roundtrip),
+    ("splitstream", fuzz_checks::check_splitstream),
 ];
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
@@ -187,5 +188,36 @@ fn pseudo_random_text_and_tar() {
             fuzz_checks::check_read_image,
             &data,
         );
+        replay(
+            &format!("splitstream seed {seed}"),
+            fuzz_checks::check_splitstream,
+            &data,
+        );
     }
+}
+
+/// The splitstream vectors, whole and cut or flipped at every 97th byte.
+#[test]
+fn splitstream_vectors_pass_the_check() {
+    let dir = repo_root().join("fixtures/vectors/splitstream");
+    let mut n = 0;
+    for f in files_in(&dir) {
+        if f.extension().is_none_or(|e| e != "splitstream") {
+            continue;
+        }
+        let data = std::fs::read(&f).unwrap();
+        replay(
+            &f.display().to_string(),
+            fuzz_checks::check_splitstream,
+            &data,
+        );
+        for at in (0..data.len()).step_by(97) {
+            replay("cut", fuzz_checks::check_splitstream, &data[..at]);
+            let mut flipped = data.clone();
+            flipped[at] ^= 0x55;
+            replay("flipped", fuzz_checks::check_splitstream, &flipped);
+        }
+        n += 1;
+    }
+    assert!(n >= 10, "{n} splitstream vectors");
 }

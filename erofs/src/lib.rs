@@ -22,6 +22,7 @@ pub mod karg;
 pub mod mount;
 pub mod oci;
 pub mod read;
+pub mod repo;
 pub mod scan;
 pub mod store;
 mod sys;

@@ -42,8 +42,14 @@ impl BootStore {
         }
     }
 
+    /// `IMAGES/<hex>`, or `IMAGES/refs/<hex>` when only that exists (composefs-rs's fallback).
     pub fn image_path(&self, k: &Karg) -> PathBuf {
-        self.images.join(k.digest.to_hex())
+        let direct = self.images.join(k.digest.to_hex());
+        let fallback = self.images.join("refs").join(k.digest.to_hex());
+        if !direct.exists() && fallback.exists() {
+            return fallback;
+        }
+        direct
     }
 }
 
@@ -121,7 +127,25 @@ pub fn mount_from_cmdline(
     target: &Path,
     upper: &Upper,
 ) -> Result<Booted, BootError> {
-    let chosen = karg::resolve(cmdline, &FolderImages::new(&store.images))?;
+    mount_from_cmdline_with(
+        cmdline,
+        &FolderImages::new(&store.images),
+        store,
+        target,
+        upper,
+    )
+}
+
+/// Like [`mount_from_cmdline`], with the image chosen by `images` (a composefs-rs repository
+/// applies composefs-setup-root's rules there) and then read from `store`.
+pub fn mount_from_cmdline_with(
+    cmdline: &str,
+    images: &dyn karg::ImageStore,
+    store: &BootStore,
+    target: &Path,
+    upper: &Upper,
+) -> Result<Booted, BootError> {
+    let chosen = karg::resolve(cmdline, images)?;
     let k = chosen.karg;
     let arg = k.to_string();
     let image = store.image_path(&k);

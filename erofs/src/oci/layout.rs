@@ -16,7 +16,7 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::oci::merge::{transform_for_oci, LayerMerger, MergeError, XattrFilter};
-use crate::oci::tar::{self, TarError, TarOptions};
+use crate::oci::tar::{self, LayerChunk, ObjectHook, TarError, TarOptions};
 use crate::tree::Tree;
 
 /// The annotation naming a manifest in `index.json`.
@@ -195,6 +195,9 @@ pub struct OciImage {
     pub manifest_digest: String,
     pub manifest: Manifest,
     pub config: ImageConfig,
+    /// The manifest and config blobs exactly as stored (their sha256 are their digests).
+    pub manifest_raw: Vec<u8>,
+    pub config_raw: Vec<u8>,
 }
 
 impl OciLayout {
@@ -218,7 +221,7 @@ impl OciLayout {
         let index_path = root.join("index.json");
         let index = read_json(
             &index_path,
-            std::fs::read(&index_path).map_err(io_err(&index_path))?,
+            &std::fs::read(&index_path).map_err(io_err(&index_path))?,
         )?;
         Ok(OciLayout { root, index })
     }
@@ -269,11 +272,11 @@ impl OciLayout {
         {
             return Err(LayoutError::UnsupportedMediaType(desc.media_type.clone()));
         }
-        let manifest: Manifest = read_json(&self.blob_path(&desc.digest)?, self.read_blob(desc)?)?;
-        let config: ImageConfig = read_json(
-            &self.blob_path(&manifest.config.digest)?,
-            self.read_blob(&manifest.config)?,
-        )?;
+        let manifest_raw = self.read_blob(desc)?;
+        let manifest: Manifest = read_json(&self.blob_path(&desc.digest)?, &manifest_raw)?;
+        let config_raw = self.read_blob(&manifest.config)?;
+        let config: ImageConfig =
+            read_json(&self.blob_path(&manifest.config.digest)?, &config_raw)?;
         if manifest.layers.len() != config.rootfs.diff_ids.len() {
             return Err(LayoutError::LayerCount {
                 layers: manifest.layers.len(),
@@ -287,6 +290,8 @@ impl OciLayout {
             manifest_digest: desc.digest.clone(),
             manifest,
             config,
+            manifest_raw,
+            config_raw,
         })
     }
 
@@ -298,10 +303,36 @@ impl OciLayout {
         merger: &mut LayerMerger,
         opts: &TarOptions,
     ) -> Result<(), LayoutError> {
+        self.apply_layer_inner(image, n, merger, opts, None)
+            .map(drop)
+    }
+
+    /// Like [`OciLayout::apply_layer`], and also splits the uncompressed layer as composefs-rs
+    /// stores it (see [`tar::split_layer`]); objects are sealed by `hook`.
+    pub fn split_layer(
+        &self,
+        image: &OciImage,
+        n: usize,
+        merger: &mut LayerMerger,
+        opts: &TarOptions,
+        hook: Option<&ObjectHook>,
+    ) -> Result<Vec<LayerChunk>, LayoutError> {
+        self.apply_layer_inner(image, n, merger, opts, Some(hook))
+    }
+
+    fn apply_layer_inner(
+        &self,
+        image: &OciImage,
+        n: usize,
+        merger: &mut LayerMerger,
+        opts: &TarOptions,
+        split: Option<Option<&ObjectHook>>,
+    ) -> Result<Vec<LayerChunk>, LayoutError> {
         let desc = &image.manifest.layers[n];
         let path = self.blob_path(&desc.digest)?;
         let file = File::open(&path).map_err(io_err(&path))?;
         let mut blob = Hashing::new(file);
+        let chunks;
         let tar_err = |source| LayoutError::Tar {
             layer: n,
             digest: desc.digest.clone(),
@@ -319,16 +350,19 @@ impl OciLayout {
                     Step::Tar(e)
                 }
             }
-            tar::read_layer(&mut plain, opts, |e| merger.apply(e).map_err(Step::Merge)).map_err(
-                |e| match e {
-                    Step::Tar(e) => tar_err(e),
-                    Step::Merge(source) => LayoutError::Merge {
-                        layer: n,
-                        digest: desc.digest.clone(),
-                        source,
-                    },
+            let apply = |e| merger.apply(e).map_err(Step::Merge);
+            let split_result = match split {
+                None => tar::read_layer(&mut plain, opts, apply).map(|()| Vec::new()),
+                Some(hook) => tar::split_layer(&mut plain, opts, hook, apply),
+            };
+            chunks = split_result.map_err(|e| match e {
+                Step::Tar(e) => tar_err(e),
+                Step::Merge(source) => LayoutError::Merge {
+                    layer: n,
+                    digest: desc.digest.clone(),
+                    source,
                 },
-            )?;
+            })?;
             let (diff_id, _) = plain.finish().map_err(|e| tar_err(TarError::Io(e)))?;
             let expected = &image.config.rootfs.diff_ids[n];
             if &diff_id != expected {
@@ -341,7 +375,8 @@ impl OciLayout {
             }
         }
         let (digest, size) = blob.finish().map_err(io_err(&path))?;
-        check_blob(&path, desc, &digest, size)
+        check_blob(&path, desc, &digest, size)?;
+        Ok(chunks)
     }
 
     /// Applies every layer of `image` in order, then [`transform_for_oci`].
@@ -379,8 +414,8 @@ fn check_blob(path: &Path, d: &Descriptor, digest: &str, size: u64) -> Result<()
     Ok(())
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path, data: Vec<u8>) -> Result<T, LayoutError> {
-    serde_json::from_slice(&data).map_err(|source| LayoutError::Json {
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path, data: &[u8]) -> Result<T, LayoutError> {
+    serde_json::from_slice(data).map_err(|source| LayoutError::Json {
         path: path.to_owned(),
         source,
     })

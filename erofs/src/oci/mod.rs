@@ -101,4 +101,4 @@ pub fn tree_from_layers<R: Read>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

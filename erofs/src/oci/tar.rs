@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::fsverity::FsVerityHasher;
-use crate::tree::{display_bytes, FileData, HashAlgorithm, Inode, InodeKind, Mtime};
+use crate::tree::{display_bytes, Digest, FileData, HashAlgorithm, Inode, InodeKind, Mtime};
 
 /// Largest regular file kept inline; larger files become external objects.
 pub const INLINE_MAX: u64 = 64;
@@ -51,6 +51,35 @@ impl Default for TarOptions {
             digest_store: None,
         }
     }
+}
+
+/// Called with the path of each new object the layer reader wrote (complete, closed) before it
+/// is renamed to its final name: a repository sets its mode and enables fs-verity there. With a
+/// hook, objects are not synced one by one: the owner of the store syncs once (a repository's
+/// `syncfs` before its symlinks).
+#[derive(Clone)]
+pub struct ObjectHook(std::sync::Arc<HookFn>);
+
+type HookFn = dyn Fn(&Path) -> io::Result<()> + Send + Sync;
+
+impl ObjectHook {
+    pub fn new(f: impl Fn(&Path) -> io::Result<()> + Send + Sync + 'static) -> Self {
+        ObjectHook(std::sync::Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for ObjectHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ObjectHook")
+    }
+}
+
+/// One piece of a layer split as composefs-rs splits it: every byte inline except the content
+/// of regular files over [`INLINE_MAX`] bytes, which is the external object of that digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LayerChunk {
+    Inline(Vec<u8>),
+    External { digest: Digest, size: u64 },
 }
 
 /// One tar member, ready to be applied to a tree.
@@ -350,6 +379,51 @@ struct TapState {
     kept_at: u64,
     kept: Vec<u8>,
     recording: bool,
+    /// When splitting: the pieces so far.
+    split: Option<Splitter>,
+}
+
+/// Sorts the stream's bytes into inline runs and external file contents.
+#[derive(Default)]
+struct Splitter {
+    chunks: Vec<(Option<Vec<u8>>, Option<Digest>, u64)>,
+    inline: Vec<u8>,
+    /// Stream positions of the current external content.
+    hole: (u64, u64),
+}
+
+impl Splitter {
+    fn feed(&mut self, pos: u64, bytes: &[u8]) {
+        let end = pos + bytes.len() as u64;
+        let (hs, he) = self.hole;
+        // The part before the hole and the part after it are inline.
+        let before = hs.clamp(pos, end) - pos;
+        let after = he.clamp(pos, end) - pos;
+        self.inline.extend_from_slice(&bytes[..before as usize]);
+        self.inline
+            .extend_from_slice(&bytes[after.max(before) as usize..]);
+    }
+
+    fn flush(&mut self) {
+        if !self.inline.is_empty() {
+            self.chunks
+                .push((Some(std::mem::take(&mut self.inline)), None, 0));
+        }
+    }
+
+    fn into_chunks(mut self) -> Result<Vec<LayerChunk>, EntryFault> {
+        self.flush();
+        self.chunks
+            .into_iter()
+            .map(|c| match c {
+                (Some(bytes), _, _) => Ok(LayerChunk::Inline(bytes)),
+                (None, Some(digest), size) => Ok(LayerChunk::External { digest, size }),
+                (None, None, _) => Err(EntryFault::Header(
+                    "external content without a digest".into(),
+                )),
+            })
+            .collect()
+    }
 }
 
 /// A reader under the tar crate that can keep what the crate reads between two members.
@@ -365,6 +439,10 @@ impl<R: Read> Read for Tap<R> {
         if st.recording {
             let skip = st.kept_at.saturating_sub(st.pos).min(n as u64) as usize;
             st.kept.extend_from_slice(&out[skip..n]);
+        }
+        let pos = st.pos;
+        if let Some(split) = &mut st.split {
+            split.feed(pos, &out[..n]);
         }
         st.pos += n as u64;
         Ok(n)
@@ -442,10 +520,10 @@ impl ObjectWriter {
         })
     }
 
-    /// Syncs the object, tries to enable fs-verity on it (as C mkcomposefs does) and renames it
-    /// to its final `XX/rest` name; an existing object of that name is kept (same digest, same
-    /// content).
-    fn commit(self, object_path: &str) -> Result<(), TarError> {
+    /// Renames the finished object to its final `XX/rest` name; an existing object of that name
+    /// is kept (same digest, same content). Without a hook the object is synced and fs-verity is
+    /// tried on it (as C mkcomposefs does); with one, the hook does what its store needs.
+    fn commit(self, object_path: &str, hook: Option<&ObjectHook>) -> Result<(), TarError> {
         let dest = self.store.join(object_path);
         let err = |source| TarError::Store {
             path: dest.clone(),
@@ -454,15 +532,27 @@ impl ObjectWriter {
         if dest.exists() {
             return Ok(());
         }
-        self.file.as_file().sync_all().map_err(err)?;
         let dir = dest.parent().expect("object path has a folder");
         std::fs::create_dir_all(dir).map_err(err)?;
-        let temp = self.file.into_temp_path();
-        crate::store::try_enable_verity(&temp, self.verity);
-        temp.persist(&dest).map_err(|e| err(e.error))?;
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(err)?;
+        match hook {
+            // A repository syncs its filesystem once, before any object becomes reachable
+            // (composefs-rs's ordering): no fsync per object.
+            Some(hook) => {
+                let temp = self.file.into_temp_path();
+                (hook.0)(&temp).map_err(err)?;
+                temp.persist(&dest).map_err(|e| err(e.error))?;
+            }
+            None => {
+                self.file.as_file().sync_all().map_err(err)?;
+                // fs-verity needs the file closed for writing.
+                let temp = self.file.into_temp_path();
+                crate::store::try_enable_verity(&temp, self.verity);
+                temp.persist(&dest).map_err(|e| err(e.error))?;
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(err)?;
+            }
+        }
         Ok(())
     }
 }
@@ -472,13 +562,128 @@ impl ObjectWriter {
 pub fn read_layer<R, E>(
     reader: R,
     opts: &TarOptions,
-    mut f: impl FnMut(TarEntry) -> Result<(), E>,
+    f: impl FnMut(TarEntry) -> Result<(), E>,
 ) -> Result<(), E>
 where
     R: Read,
     E: From<TarError>,
 {
-    let tap = Rc::new(RefCell::new(TapState::default()));
+    read_layer_inner(reader, opts, None, false, f).map(drop)
+}
+
+/// Like [`read_layer`], and also splits the stream as composefs-rs stores a layer: the pieces
+/// returned concatenate to every byte of `reader` (trailing padding after the end blocks
+/// included; the reader is read to its end), each regular file over [`INLINE_MAX`] bytes being
+/// one external piece. Objects go to the digest store through `hook`, if given.
+pub fn split_layer<R, E>(
+    reader: R,
+    opts: &TarOptions,
+    hook: Option<&ObjectHook>,
+    f: impl FnMut(TarEntry) -> Result<(), E>,
+) -> Result<Vec<LayerChunk>, E>
+where
+    R: Read,
+    E: From<TarError>,
+{
+    read_layer_inner(reader, opts, hook, true, f)
+}
+
+/// Files up to this size are stored by the committer's threads when a hook is given.
+const PARALLEL_MAX: u64 = 1 << 20;
+
+/// An object read whole, to be stored by a committer thread.
+struct Job {
+    store: PathBuf,
+    payload: String,
+    data: Vec<u8>,
+}
+
+/// Threads that store small objects while the layer is read on, as composefs-rs writes objects
+/// from several threads; a bounded queue keeps memory in check.
+struct Committer {
+    queue: std::sync::mpsc::SyncSender<Job>,
+}
+
+impl Committer {
+    fn send(&self, job: Job) -> Result<(), TarError> {
+        self.queue
+            .send(job)
+            .map_err(|_| TarError::Io(io::Error::other("object committer stopped")))
+    }
+}
+
+fn read_layer_inner<R, E>(
+    reader: R,
+    opts: &TarOptions,
+    hook: Option<&ObjectHook>,
+    split: bool,
+    f: impl FnMut(TarEntry) -> Result<(), E>,
+) -> Result<Vec<LayerChunk>, E>
+where
+    R: Read,
+    E: From<TarError>,
+{
+    let Some(hook) = hook else {
+        return read_layer_serial(reader, opts, None, None, split, f);
+    };
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
+    let (queue, jobs) = std::sync::mpsc::sync_channel::<Job>(4 * threads);
+    let jobs = std::sync::Mutex::new(jobs);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| -> Result<(), TarError> {
+                    loop {
+                        let job = match jobs.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return Ok(()),
+                        };
+                        let Ok(job) = job else { return Ok(()) };
+                        let mut w = ObjectWriter::new(&job.store, opts.algorithm)?;
+                        w.write(&job.data)?;
+                        w.commit(&job.payload, Some(hook))?;
+                    }
+                })
+            })
+            .collect();
+        let committer = Committer { queue };
+        let result = read_layer_serial(reader, opts, Some(hook), Some(&committer), split, f);
+        drop(committer);
+        let mut failure = None;
+        for w in workers {
+            match w.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failure = failure.or(Some(e)),
+                Err(_) => {
+                    failure = failure.or(Some(TarError::Io(io::Error::other(
+                        "object committer thread panicked",
+                    ))))
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e.into()),
+            None => result,
+        }
+    })
+}
+
+fn read_layer_serial<R, E>(
+    reader: R,
+    opts: &TarOptions,
+    hook: Option<&ObjectHook>,
+    committer: Option<&Committer>,
+    split: bool,
+    mut f: impl FnMut(TarEntry) -> Result<(), E>,
+) -> Result<Vec<LayerChunk>, E>
+where
+    R: Read,
+    E: From<TarError>,
+{
+    let tap = Rc::new(RefCell::new(TapState {
+        split: split.then(Splitter::default),
+        ..TapState::default()
+    }));
     let mut archive = ::tar::Archive::new(Tap {
         inner: reader,
         state: Rc::clone(&tap),
@@ -491,19 +696,63 @@ where
         tap.borrow_mut().record_from(next_header);
         let Some(entry) = entries.next() else { break };
         let mut entry = entry.map_err(TarError::Io)?;
+        let name = || display_bytes(&entry.path_bytes());
         let pax = tap
             .borrow_mut()
             .take_pax(entry.raw_header_position())
             .map_err(|fault| TarError::Entry {
-                entry: display_bytes(&entry.path_bytes()),
+                entry: name(),
                 fault,
             })?;
         next_header = entry.raw_file_position() + entry.size().div_ceil(512) * 512;
-        if let Some(e) = convert(&mut entry, opts, &mut buf, pax.as_deref())? {
+        let external = matches!(
+            entry.header().entry_type(),
+            ::tar::EntryType::Regular | ::tar::EntryType::Continuous
+        ) && entry.size() > INLINE_MAX;
+        if external {
+            let mut st = tap.borrow_mut();
+            let at = st.pos;
+            if let Some(sp) = &mut st.split {
+                if at != entry.raw_file_position() {
+                    return Err(TarError::Entry {
+                        entry: name(),
+                        fault: EntryFault::Header("content out of step with the stream".into()),
+                    }
+                    .into());
+                }
+                sp.flush();
+                sp.chunks.push((None, None, entry.size()));
+                sp.hole = (at, at + entry.size());
+            }
+        }
+        let converted = convert(&mut entry, opts, &mut buf, pax.as_deref(), hook, committer)?;
+        if let Some(e) = converted {
+            if external {
+                if let (Some(sp), TarItem::Node(inode)) = (&mut tap.borrow_mut().split, &e.item) {
+                    if let InodeKind::Regular(FileData::External { digest, .. }) = &inode.kind {
+                        if let Some(last) = sp.chunks.last_mut() {
+                            last.1 = digest.clone();
+                        }
+                    }
+                }
+            }
             f(e)?;
         }
     }
-    Ok(())
+    if !split {
+        return Ok(Vec::new());
+    }
+    // Everything after the end of the archive (the end blocks and record padding) is inline.
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(TarError::Io)?;
+    let splitter = tap.borrow_mut().split.take().unwrap_or_default();
+    splitter.into_chunks().map_err(|fault| {
+        TarError::Entry {
+            entry: String::new(),
+            fault,
+        }
+        .into()
+    })
 }
 
 /// Turns one tar member into an entry; `None` for members that carry no file (global PAX).
@@ -512,6 +761,8 @@ fn convert<R: Read>(
     opts: &TarOptions,
     buf: &mut [u8],
     raw_pax: Option<&[u8]>,
+    hook: Option<&ObjectHook>,
+    committer: Option<&Committer>,
 ) -> Result<Option<TarEntry>, TarError> {
     use ::tar::EntryType as T;
     let kind = entry.header().entry_type();
@@ -642,10 +893,18 @@ fn convert<R: Read>(
             *data = FileData::Inline(content.into());
         } else {
             let mut hasher = FsVerityHasher::new(opts.algorithm);
-            let mut object = match &opts.digest_store {
-                Some(store) => Some(ObjectWriter::new(store, opts.algorithm)?),
-                None => None,
+            // Small objects go whole to the committer's threads; others stream to a file here.
+            let queued = match (&opts.digest_store, committer) {
+                (Some(store), Some(c)) if size <= PARALLEL_MAX => {
+                    Some((store, c, Vec::with_capacity(size as usize)))
+                }
+                _ => None,
             };
+            let mut object = match (&opts.digest_store, &queued) {
+                (Some(store), None) => Some(ObjectWriter::new(store, opts.algorithm)?),
+                _ => None,
+            };
+            let mut queued = queued;
             let mut seen = 0u64;
             loop {
                 let n = match entry.read(buf) {
@@ -658,6 +917,9 @@ fn convert<R: Read>(
                 if let Some(o) = &mut object {
                     o.write(&buf[..n])?;
                 }
+                if let Some((_, _, data)) = &mut queued {
+                    data.extend_from_slice(&buf[..n]);
+                }
                 seen += n as u64;
             }
             if seen != size {
@@ -666,7 +928,14 @@ fn convert<R: Read>(
             let digest = hasher.finish();
             let payload = digest.object_path();
             if let Some(o) = object {
-                o.commit(&payload)?;
+                o.commit(&payload, hook)?;
+            }
+            if let Some((store, c, data)) = queued {
+                c.send(Job {
+                    store: store.clone(),
+                    payload: payload.clone(),
+                    data,
+                })?;
             }
             *data = FileData::External {
                 payload: Some(payload.into_bytes().into()),

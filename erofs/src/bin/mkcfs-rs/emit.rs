@@ -85,6 +85,14 @@ impl Store {
         }
     }
 
+    /// A store in an existing folder (a repository's `objects/`).
+    pub fn at(dir: PathBuf) -> Store {
+        Store {
+            dir: Some(dir),
+            _temp: None,
+        }
+    }
+
     pub fn tar_options(&self, args: &ImageArgs) -> TarOptions {
         TarOptions {
             algorithm: args.hash.into(),

@@ -4,11 +4,11 @@
 //!   `/proc/cmdline`), one per line: the argument, then `version=`, `form=` (`legacy` for
 //!   `composefs=`, `versioned` for `composefs.digest=`), `algorithm=`, `digest=`, `insecure=`.
 //! - `make DIGEST` writes the argument for an image digest.
-//! - `resolve --store REPO [CMDLINE]` picks the image the initramfs would boot from a
+//! - `resolve --store DIR|--repo REPO [CMDLINE]` picks the image the initramfs would boot from a
 //!   composefs-rs repository (`REPO/images/<hex>`): the first argument whose image exists,
 //!   after checking every argument parses; an image whose content does not measure to its
 //!   name is an error, not a miss.
-//! - `mount --store DIR [--cmdline FILE] TARGET [--upperdir U --workdir W | --tmpfs]`: the
+//! - `mount --store DIR|--repo REPO [--cmdline FILE] TARGET [--upperdir U --workdir W | --tmpfs]`: the
 //!   initramfs boot mount — the image `resolve` picks is mounted at TARGET with `DIR/objects`
 //!   as basedir, `verity=require` unless the argument is the insecure `?` form; prints the
 //!   argument that won. Every failure after the pick stops with an error naming it.
@@ -53,10 +53,15 @@ pub enum Command {
         digest: String,
     },
     /// Mount the image the command line names (the initramfs boot mount)
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["store", "repo"])))]
     Mount {
         /// The store (holding `images/<hex>` and `objects/`)
         #[arg(long, value_name = "DIR")]
-        store: PathBuf,
+        store: Option<PathBuf>,
+        /// A composefs-rs repository, with composefs-setup-root's rules (meta.json algorithm,
+        /// secure unless `?`, images/<hex> then images/refs/<hex>)
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
         /// A file holding the command line (default: /proc/cmdline)
         #[arg(long, value_name = "FILE")]
         cmdline: Option<PathBuf>,
@@ -78,10 +83,15 @@ pub enum Command {
         target: PathBuf,
     },
     /// Pick the image to boot from a composefs-rs repository
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["store", "repo"])))]
     Resolve {
-        /// The repository (holding `images/<hex>`)
+        /// A folder of images named by their digest (a repository's `images/` parent)
         #[arg(long, value_name = "DIR")]
-        store: PathBuf,
+        store: Option<PathBuf>,
+        /// A composefs-rs repository, with composefs-setup-root's rules (meta.json algorithm,
+        /// secure unless `?`, images/<hex> then images/refs/<hex>)
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
         /// The command line (default: the contents of /proc/cmdline)
         cmdline: Option<String>,
     },
@@ -141,6 +151,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
         Command::Mount {
             store,
+            repo,
             cmdline: file,
             upperdir,
             workdir,
@@ -160,15 +171,34 @@ pub fn run(args: &Args) -> Result<(), String> {
                 (_, _, true) => boot::Upper::Tmpfs,
                 _ => boot::Upper::ReadOnly,
             };
-            let b =
-                boot::mount_from_cmdline(&text, &boot::BootStore::folder(store), target, &upper)
-                    .map_err(|e| e.to_string())?;
+            let b = match (store, repo) {
+                (_, Some(repo)) => boot::mount_from_cmdline_with(
+                    &text,
+                    &cfs_erofs::repo::boot::RepoImages::new(repo),
+                    &boot::BootStore::folder(repo),
+                    target,
+                    &upper,
+                ),
+                (Some(store), None) => {
+                    boot::mount_from_cmdline(&text, &boot::BootStore::folder(store), target, &upper)
+                }
+                (None, None) => unreachable!("clap requires one"),
+            }
+            .map_err(|e| e.to_string())?;
             println!("{}", b.karg);
             Ok(())
         }
-        Command::Resolve { store, cmdline: c } => {
-            let images = karg::FolderImages::new(store.join("images"));
-            let r = karg::resolve(&cmdline(c)?, &images).map_err(|e| e.to_string())?;
+        Command::Resolve {
+            store,
+            repo,
+            cmdline: c,
+        } => {
+            let images: Box<dyn karg::ImageStore> = match (store, repo) {
+                (_, Some(repo)) => Box::new(cfs_erofs::repo::boot::RepoImages::new(repo)),
+                (Some(store), None) => Box::new(karg::FolderImages::new(store.join("images"))),
+                (None, None) => unreachable!("clap requires one"),
+            };
+            let r = karg::resolve(&cmdline(c)?, images.as_ref()).map_err(|e| e.to_string())?;
             println!("{}", r.karg);
             Ok(())
         }

@@ -2,7 +2,7 @@
 //!
 //! Run as `mkcomposefs` (a symlink) it is a drop-in for C mkcomposefs 1.0.8; run as
 //! `composefs-info` it is a drop-in for composefs-info. Otherwise the first argument names a
-//! command: `mkcomposefs`, `info`, `oci`, `tar`, `karg`; anything else is taken as mkcomposefs
+//! command: `mkcomposefs`, `info`, `oci`, `tar`, `karg`, `repo`; anything else is taken as mkcomposefs
 //! arguments. Every command is a thin layer over the `cfs_erofs` library. The drop-ins parse
 //! options like GNU getopt and fail like C; the newer commands use clap and fail with one line
 //! `mkcfs-rs: …` and exit 1.
@@ -17,6 +17,7 @@ mod mkcomposefs;
 mod mount;
 mod oci;
 mod progress;
+mod repo;
 mod tar;
 mod tee;
 
@@ -55,6 +56,8 @@ Commands:
   mount        Mount an image with its object folders (drop-in for mount.composefs)
   dump         Rewrite an image at its composefs_version (drop-in for C composefs-dump)
   fuse         Serve an image through FUSE (drop-in for C composefs-fuse)
+  repo         Check, list and collect composefs-rs repositories (fsck, ls, gc, images);
+               `oci … --repo DIR` and `tar … --repo DIR` import into one
 
 `mkcfs-rs COMMAND --help` for each command's options. Run through a symlink named
 `mkcomposefs`, `composefs-info`, `mount.composefs`, `composefs-dump` or `composefs-fuse`, the
@@ -168,6 +171,7 @@ fn main() -> ExitCode {
             Some("oci") => clap_command("oci", &rest[1..], oci::run),
             Some("tar") => clap_command("tar", &rest[1..], tar::run),
             Some("karg") => clap_command("karg", &rest[1..], karg::run),
+            Some("repo") => clap_command("repo", &rest[1..], repo::run),
             Some("--help" | "-h" | "help") => {
                 print!("{HELP}");
                 Exit::Success
