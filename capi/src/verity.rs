@@ -1,11 +1,13 @@
-//! fs-verity for the C API: userspace digests through [`cfs_erofs::fsverity`], and the kernel's
-//! `FS_IOC_MEASURE_VERITY` / `FS_IOC_ENABLE_VERITY` ioctls.
+//! fs-verity for the C API: userspace digests and the kernel's measure/enable calls, all through
+//! [`cfs_erofs::fsverity`], with C's `-errno` convention.
 //!
 //! The userspace digest of an empty input is the kernel's (the descriptor over an all-zero
 //! root hash); C 1.0.8 hashes a zero block for it instead and so returns a digest no kernel
 //! ever reports.
 
-use cfs_erofs::fsverity::FsVerityHasher;
+use std::os::fd::BorrowedFd;
+
+use cfs_erofs::fsverity::{kernel, FsVerityHasher};
 use cfs_erofs::{Digest, HashAlgorithm};
 
 use crate::node::{Errno, Res, DIGEST_SIZE};
@@ -15,11 +17,6 @@ pub const ENOVERITY: i32 = libc::ENOTTY;
 /// `EWRONGVERITY` of lcfs-mount.h.
 pub const EWRONGVERITY: i32 = libc::EILSEQ;
 
-/// `_IOWR('f', 133, struct fsverity_enable_arg)` (128 bytes).
-const FS_IOC_ENABLE_VERITY: libc::c_ulong = 0x4080_6685;
-/// `_IOWR('f', 134, struct fsverity_digest)` (4-byte header).
-const FS_IOC_MEASURE_VERITY: libc::c_ulong = 0xc004_6686;
-const MAX_DIGEST_SIZE: usize = 64;
 
 /// The digest of whatever `read` yields, in pieces of up to 4096 bytes, until it returns 0; a
 /// negative return is ENODATA, as in C.
@@ -68,71 +65,52 @@ pub fn digest_fd(fd: i32) -> Res<[u8; DIGEST_SIZE]> {
     digest_from(|b| read_fd(fd, b))
 }
 
-/// `lcfs_fd_measure_fsverity`: the kernel's digest, or a negative errno (ENOVERITY when the
-/// file has no verity or the filesystem cannot tell, EWRONGVERITY for a non-sha256 digest).
-pub fn measure(fd: i32) -> Result<[u8; DIGEST_SIZE], i32> {
-    #[repr(C)]
-    struct Arg {
-        algorithm: u16,
-        size: u16,
-        digest: [u8; MAX_DIGEST_SIZE],
+/// The kernel's fs-verity calls take a [`BorrowedFd`]; C callers pass any int. A negative one
+/// is refused as the kernel would refuse it.
+fn borrow(fd: i32) -> Result<BorrowedFd<'static>, i32> {
+    if fd < 0 {
+        return Err(libc::EBADF);
     }
-    let mut arg = Arg {
-        algorithm: 0,
-        size: MAX_DIGEST_SIZE as u16,
-        digest: [0; MAX_DIGEST_SIZE],
-    };
-    // SAFETY: the ioctl writes at most `size` digest bytes after the 4-byte header, and `arg`
-    // has room for MAX_DIGEST_SIZE of them; a bad fd only makes it fail.
-    let r = unsafe { libc::ioctl(fd, FS_IOC_MEASURE_VERITY as _, &mut arg as *mut Arg) };
-    if r == -1 {
-        let e = crate::errno();
-        let e = match e {
-            libc::ENODATA | libc::EOPNOTSUPP | libc::ENOTTY => ENOVERITY,
-            e => e,
-        };
-        crate::set_errno(e);
-        return Err(-e);
-    }
-    if usize::from(arg.size) != DIGEST_SIZE {
-        return Err(-EWRONGVERITY);
-    }
-    let mut out = [0u8; DIGEST_SIZE];
-    out.copy_from_slice(&arg.digest[..DIGEST_SIZE]);
-    Ok(out)
+    // SAFETY: the fd is only used for the one ioctl of this call, while the C caller keeps it
+    // open (that is the contract of every lcfs_fd_* function); a closed one makes it fail
+    // with EBADF, never touches memory.
+    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
 }
 
-/// `lcfs_fd_enable_fsverity`: sha256, 4096-byte blocks, no salt, no signature.
-pub fn enable(fd: i32) -> Result<(), i32> {
-    #[repr(C)]
-    struct Arg {
-        version: u32,
-        hash_algorithm: u32,
-        block_size: u32,
-        salt_size: u32,
-        salt_ptr: u64,
-        sig_size: u32,
-        reserved1: u32,
-        sig_ptr: u64,
-        reserved2: [u64; 11],
-    }
-    let arg = Arg {
-        version: 1,
-        hash_algorithm: 1,
-        block_size: 4096,
-        salt_size: 0,
-        salt_ptr: 0,
-        sig_size: 0,
-        reserved1: 0,
-        sig_ptr: 0,
-        reserved2: [0; 11],
+/// The errno of a failed kernel call (rustix reports it without setting the thread's errno).
+fn errno_of(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// `lcfs_fd_measure_fsverity`: the kernel's digest, or a negative errno (ENOVERITY when the
+/// file has no verity or the filesystem cannot tell, EWRONGVERITY for a non-sha256 digest).
+/// The ioctl is the library's ([`cfs_erofs::fsverity::kernel::measure`]).
+pub fn measure(fd: i32) -> Result<[u8; DIGEST_SIZE], i32> {
+    let failed = |e: i32| {
+        crate::set_errno(e);
+        -e
     };
-    // SAFETY: the ioctl only reads the 128-byte argument; salt and signature are absent.
-    let r = unsafe { libc::ioctl(fd, FS_IOC_ENABLE_VERITY as _, &arg as *const Arg) };
-    if r != 0 {
-        return Err(-crate::errno());
+    let fd = borrow(fd).map_err(failed)?;
+    match kernel::measure(fd) {
+        Ok(Some(d)) if d.as_bytes().len() == DIGEST_SIZE => Ok(sha256(d)),
+        // Another algorithm's digest (the library knows sha512) or one it does not know.
+        Ok(Some(_)) => Err(-EWRONGVERITY),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(-EWRONGVERITY),
+        Ok(None) => Err(failed(ENOVERITY)),
+        Err(e) => Err(failed(errno_of(&e))),
     }
-    Ok(())
+}
+
+/// `lcfs_fd_enable_fsverity`: sha256, 4096-byte blocks, no salt, no signature (the library's
+/// [`cfs_erofs::fsverity::kernel::enable`]); a negative errno on failure, errno set as C's
+/// ioctl leaves it.
+pub fn enable(fd: i32) -> Result<(), i32> {
+    let failed = |e: i32| {
+        crate::set_errno(e);
+        -e
+    };
+    let fd = borrow(fd).map_err(failed)?;
+    kernel::enable(fd, HashAlgorithm::Sha256).map_err(|e| failed(errno_of(&e)))
 }
 
 #[cfg(test)]
