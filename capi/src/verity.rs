@@ -17,7 +17,6 @@ pub const ENOVERITY: i32 = libc::ENOTTY;
 /// `EWRONGVERITY` of lcfs-mount.h.
 pub const EWRONGVERITY: i32 = libc::EILSEQ;
 
-
 /// The digest of whatever `read` yields, in pieces of up to 4096 bytes, until it returns 0; a
 /// negative return is ENODATA, as in C.
 pub fn digest_from(mut read: impl FnMut(&mut [u8]) -> isize) -> Res<[u8; DIGEST_SIZE]> {

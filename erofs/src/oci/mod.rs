@@ -40,9 +40,10 @@ pub enum LayerError {
     Transform(MergeError),
 }
 
-/// Internal: an error from reading or applying one layer, before the layer number is known.
+/// An error from reading or applying one layer, before the layer number is known (the layer
+/// readers of this module and of the repository import share it).
 #[derive(Debug)]
-enum StepError {
+pub(crate) enum StepError {
     Tar(TarError),
     Merge(MergeError),
 }
@@ -54,7 +55,7 @@ impl From<TarError> for StepError {
 }
 
 impl StepError {
-    fn at(self, layer: usize) -> LayerError {
+    pub(crate) fn at(self, layer: usize) -> LayerError {
         match self {
             StepError::Tar(source) => LayerError::Tar { layer, source },
             StepError::Merge(source) => LayerError::Merge { layer, source },

@@ -27,8 +27,9 @@ use super::splitstream::{content_type, SplitStreamWriter};
 use super::{io_at, RepoError, Repository};
 use crate::oci::boot::{transform_for_boot, BootError, DigestStore};
 use crate::oci::layout::{LayoutError, OciImage, OciLayout};
-use crate::oci::merge::{transform_for_oci, LayerMerger, MergeError, XattrFilter};
+use crate::oci::merge::{transform_for_oci, LayerMerger, XattrFilter};
 use crate::oci::tar::{self, LayerChunk, TarError, TarOptions};
+use crate::oci::{LayerError, StepError};
 use crate::tree::{Digest, Tree};
 use crate::write::{write_image, WriteError, WriteOptions};
 
@@ -47,20 +48,8 @@ pub enum ImportError {
     Repo(#[from] RepoError),
     #[error(transparent)]
     Layout(#[from] LayoutError),
-    #[error("layer {layer}: {source}")]
-    Tar {
-        layer: usize,
-        #[source]
-        source: TarError,
-    },
-    #[error("layer {layer}: {source}")]
-    Merge {
-        layer: usize,
-        #[source]
-        source: MergeError,
-    },
     #[error(transparent)]
-    Transform(MergeError),
+    Layer(#[from] LayerError),
     #[error("bootable transform: {0}")]
     Boot(#[from] BootError),
     #[error("writing the {format} image: {source}")]
@@ -233,7 +222,7 @@ fn finish(
     oci: Option<&OciImage>,
     opts: &ImportOptions,
 ) -> Result<Imported, ImportError> {
-    transform_for_oci(&mut tree, XattrFilter::AllowlistOnly).map_err(ImportError::Transform)?;
+    transform_for_oci(&mut tree, XattrFilter::AllowlistOnly).map_err(LayerError::Transform)?;
     let images = commit_images(repo, &tree)?;
     let boot_images = if opts.bootable {
         let mut t = tree.clone();
@@ -366,30 +355,15 @@ pub fn import_tar_layers<R: Read>(
     let mut merger = LayerMerger::new();
     let mut done = Vec::new();
     for (n, layer) in layers.into_iter().enumerate() {
-        let plain = tar::decompress(layer).map_err(|e| ImportError::Tar {
-            layer: n,
-            source: TarError::Io(e),
-        })?;
+        let plain = tar::decompress(layer).map_err(|e| StepError::Tar(TarError::Io(e)).at(n))?;
         let mut hashing = Sha256Reader {
             inner: plain,
             hasher: Sha256::new(),
         };
-        enum Step {
-            Tar(TarError),
-            Merge(MergeError),
-        }
-        impl From<TarError> for Step {
-            fn from(e: TarError) -> Self {
-                Step::Tar(e)
-            }
-        }
         let chunks = tar::split_layer(&mut hashing, &topts, Some(&hook), |e| {
-            merger.apply(e).map_err(Step::Merge)
+            merger.apply(e).map_err(StepError::Merge)
         })
-        .map_err(|e| match e {
-            Step::Tar(source) => ImportError::Tar { layer: n, source },
-            Step::Merge(source) => ImportError::Merge { layer: n, source },
-        })?;
+        .map_err(|e| e.at(n))?;
         let diff_id = format!("sha256:{}", hex::encode(hashing.hasher.finalize()));
         done.push((diff_id, store_layer(repo, &chunks)?));
     }

@@ -69,10 +69,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             &opts,
         )
         .map_err(|e| match e {
-            ImportError::Tar { layer, source } => format!("{}: {source}", layers[layer].display()),
-            ImportError::Merge { layer, source } => {
-                format!("{}: {source}", layers[layer].display())
-            }
+            ImportError::Layer(e) => layer_message(e, &layers),
             other => other.to_string(),
         })?;
         progress.finish();
@@ -85,14 +82,17 @@ pub fn run(args: &Args) -> Result<(), String> {
         .into_iter()
         .enumerate()
         .map(|(n, r)| progress.reader(r, n, of));
-    let tree = tree_from_layers(counted, &opts, XattrFilter::AllowlistOnly).map_err(|e| {
-        let at = |layer: usize| layers[layer].display().to_string();
-        match e {
-            LayerError::Tar { layer, source } => format!("{}: {source}", at(layer)),
-            LayerError::Merge { layer, source } => format!("{}: {source}", at(layer)),
-            LayerError::Transform(source) => source.to_string(),
-        }
-    })?;
+    let tree = tree_from_layers(counted, &opts, XattrFilter::AllowlistOnly)
+        .map_err(|e| layer_message(e, &layers))?;
     progress.finish();
     emit::finish(tree, &args.common, &store, Some(image))
+}
+
+/// A layer's fault named by the layer's file rather than its number.
+fn layer_message(e: LayerError, layers: &[PathBuf]) -> String {
+    match e {
+        LayerError::Tar { layer, source } => format!("{}: {source}", layers[layer].display()),
+        LayerError::Merge { layer, source } => format!("{}: {source}", layers[layer].display()),
+        LayerError::Transform(source) => source.to_string(),
+    }
 }
