@@ -31,6 +31,21 @@ pub fn can_mount() -> Result<(), String> {
     Ok(())
 }
 
+/// `true` when a mount test may run. In CI (`CI=true`) a machine that cannot mount fails the
+/// test instead; elsewhere the test says why it skips.
+pub fn mountable() -> bool {
+    match can_mount() {
+        Ok(()) => true,
+        Err(why) if std::env::var_os("CI").is_some_and(|v| v == "true") => {
+            panic!("mount tests must run in CI, but this machine cannot mount: {why}")
+        }
+        Err(why) => {
+            eprintln!("skipping mount test: {why}");
+            false
+        }
+    }
+}
+
 /// Mounts `image` read-only in a private mount namespace and walks it with the suite's walker
 /// binary (`conformance walk`). With `objects`, mounts overlayfs on top (image as lower layer,
 /// objects as data-only layer) and walks that instead, reading every regular file.

@@ -8,24 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use conformance::capi::{assert_ours_loaded, c_binary, library_path, Lib};
-use conformance::kernel::can_mount;
+use conformance::kernel::mountable;
 
 fn walker() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_conformance"))
-}
-
-/// `true` when the test may run; panics in CI when the machine cannot mount.
-fn mountable() -> bool {
-    match can_mount() {
-        Ok(()) => true,
-        Err(why) if std::env::var_os("CI").is_some_and(|v| v == "true") => {
-            panic!("mount tests must run in CI, but this machine cannot mount: {why}")
-        }
-        Err(why) => {
-            eprintln!("skipping mount test: {why}");
-            false
-        }
-    }
 }
 
 fn q(s: &str) -> String {

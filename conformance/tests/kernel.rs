@@ -16,7 +16,7 @@ use cfs_erofs::dumpfile::{parse_bytes, ParseOptions};
 use cfs_erofs::tree::{FileData, InodeId, InodeKind, Mtime, Tree};
 use cfs_erofs::write::{image_bytes, write_images, WriteOptions};
 use conformance::kernel::{
-    can_mount, expected_erofs_view, mount_and_walk, tree_with_objects, Layout,
+    expected_erofs_view, mount_and_walk, mountable, tree_with_objects, Layout,
 };
 use conformance::strategy::arb_tree;
 use conformance::walk;
@@ -25,20 +25,6 @@ use proptest::test_runner::{Config, TestRunner};
 
 fn walker() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_conformance"))
-}
-
-/// `true` when the test may run; panics in CI when the machine cannot mount.
-fn mountable() -> bool {
-    match can_mount() {
-        Ok(()) => true,
-        Err(why) if std::env::var_os("CI").is_some_and(|v| v == "true") => {
-            panic!("kernel tests must run in CI, but this machine cannot mount: {why}")
-        }
-        Err(why) => {
-            eprintln!("skipping kernel test: {why}");
-            false
-        }
-    }
 }
 
 /// The composefs_version a V1 write of `tree` with `opts` ends up with.
