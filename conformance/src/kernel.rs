@@ -7,11 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cfs_erofs::fsverity;
 use cfs_erofs::tree::{FileData, FileType, HashAlgorithm, Inode, InodeId, InodeKind, Mtime, Tree};
+use cfs_erofs::write::{image_bytes, WriteOptions};
 
 use crate::walk::Entry;
 
@@ -317,6 +318,18 @@ fn entry_for(tree: &Tree, inode: &Inode, path: &[u8], layout: Layout, refs: u32)
         content,
         xattrs,
     }
+}
+
+/// [`tree_with_objects`] with its objects in `dir/objects`, written as a V1 image at
+/// `dir/image.cfs`: what most mount tests start from. Returns the image, the object folder and
+/// the expected bytes of every regular file by path.
+pub fn v1_image_with_objects(dir: &Path) -> (PathBuf, PathBuf, BTreeMap<Vec<u8>, Vec<u8>>) {
+    let objects = dir.join("objects");
+    let (tree, expect) = tree_with_objects(&objects);
+    let image = dir.join("image.cfs");
+    let bytes = image_bytes(&tree, &WriteOptions::v1()).expect("the fixture tree writes");
+    fs::write(&image, bytes).unwrap_or_else(|e| panic!("{}: {e}", image.display()));
+    (image, objects, expect)
 }
 
 /// A tree whose external files have real objects, in an object folder laid out as composefs

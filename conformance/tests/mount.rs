@@ -30,7 +30,7 @@ use cfs_erofs::mount::{
 };
 use cfs_erofs::tree::{FileData, InodeKind, Tree};
 use cfs_erofs::write::{image_bytes, WriteOptions};
-use conformance::kernel::tree_with_objects;
+use conformance::kernel::{tree_with_objects, v1_image_with_objects};
 use conformance::namespace::{
     self, composefs_tmpdirs, data_dir, loop_devices_under, mount_count, mountinfo, umount,
 };
@@ -345,10 +345,7 @@ fn verity_upperdir_and_readonly_reach_the_kernel_as_c_sets_them() {
     }
     namespace::private_tmp();
     let dir = data_dir();
-    let objects = dir.path().join("objects");
-    let (tree, expect) = tree_with_objects(&objects);
-    let image = dir.path().join("image.cfs");
-    fs::write(&image, image_bytes(&tree, &WriteOptions::v1()).unwrap()).unwrap();
+    let (image, objects, expect) = v1_image_with_objects(dir.path());
     let mnt = dir.path().join("mnt");
     fs::create_dir(&mnt).unwrap();
     let external = mnt.join("file0");
@@ -561,10 +558,7 @@ fn idmap_shifts_owners_like_c() {
     }
     namespace::private_tmp();
     let dir = data_dir();
-    let objects = dir.path().join("objects");
-    let (tree, _) = tree_with_objects(&objects);
-    let image = dir.path().join("image.cfs");
-    fs::write(&image, image_bytes(&tree, &WriteOptions::v1()).unwrap()).unwrap();
+    let (image, objects, _) = v1_image_with_objects(dir.path());
     let (mnt_c, mnt_r) = (dir.path().join("c"), dir.path().join("r"));
     fs::create_dir(&mnt_c).unwrap();
     fs::create_dir(&mnt_r).unwrap();

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use cfs_erofs::write::{image_bytes, WriteOptions};
-use conformance::kernel::tree_with_objects;
+use conformance::kernel::{tree_with_objects, v1_image_with_objects};
 use conformance::namespace::{
     self, composefs_tmpdirs, data_dir, loop_devices_under, mount_count, mountinfo, umount,
 };
@@ -205,10 +205,7 @@ fn mount8_runs_our_helper() {
     }
     namespace::private_tmp();
     let dir = data_dir();
-    let objects = dir.path().join("objects");
-    let (tree, expect) = tree_with_objects(&objects);
-    let image = dir.path().join("image.cfs");
-    fs::write(&image, image_bytes(&tree, &WriteOptions::v1()).unwrap()).unwrap();
+    let (image, objects, expect) = v1_image_with_objects(dir.path());
     let mnt = dir.path().join("mnt");
     fs::create_dir(&mnt).unwrap();
     // mount(8) looks for /sbin/mount.TYPE; in this namespace /usr/sbin (where /sbin points on
